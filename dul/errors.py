@@ -50,3 +50,40 @@ class LocalProtocolError(Exception):
 
 class StateTableError(AssertionError):
     """An action ended in a state that PS3.8 Tables 9-6..9-9 do not allow: a bug here."""
+
+
+class AssociationError(Exception):
+    """The association could not be made, or ended before its work was done."""
+
+
+class ConnectionFailed(AssociationError):
+    """The TCP connection could not be opened (refused, unreachable, timed out)."""
+
+
+class AssociationRejected(AssociationError):
+    """The peer answered A-ASSOCIATE-RJ (PS3.8 9.3.4)."""
+
+    def __init__(self, result: int, source: int, reason: int) -> None:
+        from dul.reasons import describe_rejection
+
+        super().__init__(describe_rejection(result, source, reason))
+        self.result = result
+        self.source = source
+        self.reason = reason
+
+
+class AssociationAborted(AssociationError):
+    """A-ABORT or A-P-ABORT: the association ended abruptly."""
+
+    def __init__(self, message: str, source: int | None = None, reason: int | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.reason = reason
+
+
+class AssociationReleased(AssociationError):
+    """The peer released the association while we were waiting for data."""
+
+
+class DulTimeout(AssociationError):
+    """A timeout of the service layer expired (ACSE, DIMSE, idle or a send)."""

@@ -1,0 +1,556 @@
+"""The only socket code of the upper layer: a blocking TCP driver for `Machine`.
+
+`request_association()` opens an association as requestor; `Server` accepts them,
+one thread per connection, up to a limit. Both hand out a `Channel`: an established
+association that sends and receives whole P-DATA-TF PDUs, releases and aborts.
+
+The driver owns the clock: it passes `time.monotonic()` into the machine, and waits
+on the socket with the nearest of the machine's ARTIM deadline and the service
+layer's timeout as its timeout. Nothing polls. Every PDU is one `sendall` (or one
+`sendmsg` of header and payload); sockets have TCP_NODELAY; receiving goes through
+`recv_into` into one reused buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from dul.errors import (
+    AssociationAborted,
+    AssociationRejected,
+    AssociationReleased,
+    ConnectionFailed,
+    DulTimeout,
+)
+from dul.fsm import State
+from dul.machine import Machine, check_protocol_version
+from dul.negotiation import NegotiatedContext, negotiated_contexts
+from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF, describe
+from dul.primitives import (
+    AbortIndication,
+    AssociateAccepted,
+    AssociateIndication,
+    AssociateRejected,
+    CloseTransport,
+    OpenTransport,
+    Output,
+    PDataIndication,
+    ProviderAbortIndication,
+    ReleaseConfirmation,
+    ReleaseIndication,
+    Send,
+)
+
+log = logging.getLogger("dul.transport")
+
+RECEIVE_BUFFER = 1 << 18
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds; None waits for ever (not advised on a server).
+
+    connect: TCP connect.  acse: waiting for A-ASSOCIATE-AC/RJ and A-RELEASE-RP.
+    dimse: waiting for a DIMSE message, and for a send to complete.  idle: a server's
+    established association with no traffic.  artim: PS3.8 9.1.4.
+    """
+
+    connect: float | None = 30.0
+    acse: float | None = 30.0
+    dimse: float | None = 60.0
+    idle: float | None = 300.0
+    artim: float = 30.0
+
+
+def _remaining(deadline: float | None, now: float) -> float | None:
+    return None if deadline is None else max(0.0, deadline - now)
+
+
+def _nearest(*deadlines: float | None) -> float | None:
+    present = [d for d in deadlines if d is not None]
+    return min(present) if present else None
+
+
+class Channel:
+    """An association over one socket: the driver of one `Machine`."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        machine: Machine,
+        timeouts: Timeouts,
+        peer: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sock: socket.socket | None = sock
+        self.machine = machine
+        self.timeouts = timeouts
+        self.peer = peer
+        self.clock = clock
+        self._buffer = bytearray(RECEIVE_BUFFER)
+        self._view = memoryview(self._buffer)
+        self._inbox: deque[Output] = deque()
+        self.contexts: dict[int, NegotiatedContext] = {}
+        self.end_reason = ""
+
+    # -- facts of the association ---------------------------------------------------
+
+    @property
+    def request(self) -> A_ASSOCIATE_RQ:
+        assert self.machine.request is not None
+        return self.machine.request
+
+    @property
+    def accept(self) -> A_ASSOCIATE_AC:
+        assert self.machine.accept is not None
+        return self.machine.accept
+
+    @property
+    def established(self) -> bool:
+        return self.machine.established
+
+    @property
+    def peer_max_pdata_length(self) -> int:
+        return self.machine.peer_max_pdata_length
+
+    # -- carrying out the machine's outputs -------------------------------------------
+
+    def _perform(self, outputs: Iterable[Output]) -> None:
+        for output in outputs:
+            if isinstance(output, Send):
+                self._write(output)
+            elif isinstance(output, CloseTransport):
+                self._close_socket()
+            elif isinstance(output, OpenTransport):
+                pass  # request_association() has opened it already
+            else:
+                self._inbox.append(output)
+
+    def _write(self, output: Send) -> None:
+        if self.sock is None:
+            return
+        if output.pdu is not None and log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: sending %s", self.machine.name, describe(output.pdu))
+        try:
+            self.sock.settimeout(self.timeouts.dimse)
+            self.sock.sendall(output.data)
+        except (TimeoutError, OSError) as exc:
+            self._lost(f"sending to {self.peer} failed: {exc or 'timed out'}")
+            raise DulTimeout(f"sending to {self.peer} did not complete: {exc or 'timed out'}") from exc
+
+    def send_pdata(self, data: bytes) -> None:
+        """Send one encoded P-DATA-TF PDU (Evt9)."""
+        self._perform(self.machine.pdata_request(data, self.clock()))
+
+    def send_pdata_parts(self, header: bytes, payload: memoryview | bytes) -> None:
+        """Send one P-DATA-TF given as header and payload, in one system call when
+        the socket allows it (no copy of a large payload)."""
+        outputs = self.machine.pdata_request(b"", self.clock())  # the state check
+        sock = self.sock
+        if sock is None or not outputs:
+            return
+        try:
+            sock.settimeout(self.timeouts.dimse)
+            if isinstance(sock, ssl.SSLSocket):
+                sock.sendall(header)
+                sock.sendall(payload)
+            else:
+                sent = sock.sendmsg([header, payload])
+                if sent < len(header):
+                    sock.sendall(header[sent:])
+                    sock.sendall(payload)
+                elif sent < len(header) + len(payload):
+                    sock.sendall(memoryview(payload)[sent - len(header) :])
+        except (TimeoutError, OSError) as exc:
+            self._lost(f"sending to {self.peer} failed: {exc or 'timed out'}")
+            raise DulTimeout(f"sending to {self.peer} did not complete: {exc or 'timed out'}") from exc
+
+    # -- waiting ----------------------------------------------------------------------
+
+    def next_primitive(self, timeout: float | None) -> Output | None:
+        """The next primitive for the user, or None if `timeout` passed first or the
+        connection is gone (then `machine.state` is Sta1)."""
+        deadline = None if timeout is None else self.clock() + timeout
+        while not self._inbox:
+            if self.sock is None or self.machine.state is State.Sta1:
+                return None
+            now = self.clock()
+            wake = _nearest(deadline, self.machine.next_deadline())
+            if wake is not None and now >= wake:
+                self._perform(self.machine.handle_timer(now))
+                if deadline is not None and now >= deadline and not self._inbox:
+                    return None
+                continue
+            self._receive_once(_remaining(wake, now))
+        return self._inbox.popleft()
+
+    def _receive_once(self, timeout: float | None) -> None:
+        sock = self.sock
+        assert sock is not None
+        try:
+            sock.settimeout(timeout)
+            count = sock.recv_into(self._buffer)
+        except TimeoutError:
+            return
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("%s: receive from %s failed: %s", self.machine.name, self.peer, exc)
+            count = 0
+        now = self.clock()
+        if count == 0:
+            self._close_socket()
+            self._perform(self.machine.transport_closed(now))
+        else:
+            self._perform(self.machine.receive_data(self._view[:count], now))
+
+    def receive(self, timeout: float | None) -> P_DATA_TF:
+        """The next P-DATA-TF from the peer.
+
+        Raises `AssociationReleased` when the peer releases (we answer it),
+        `AssociationAborted` on an abort or a lost connection, `DulTimeout` when
+        `timeout` passes first (the association is then aborted).
+        """
+        primitive = self.next_primitive(timeout)
+        if isinstance(primitive, PDataIndication):
+            return primitive.pdu
+        if isinstance(primitive, ReleaseIndication):
+            self._perform(self.machine.release_response(self.clock()))
+            self._await_close()
+            raise AssociationReleased(f"{self.peer} released the association")
+        if primitive is None:
+            if self.machine.state is State.Sta1:
+                raise AssociationAborted(self.end_reason or f"{self.peer} closed the connection")
+            self.abort()
+            raise DulTimeout(f"no message from {self.peer} within {timeout} s; association aborted")
+        raise self._as_error(primitive)
+
+    def _as_error(self, primitive: Output) -> AssociationAborted:
+        if isinstance(primitive, AbortIndication):
+            return AssociationAborted(
+                f"{self.peer} aborted the association (A-ABORT, source {primitive.source})",
+                primitive.source,
+                primitive.reason,
+            )
+        if isinstance(primitive, ProviderAbortIndication):
+            return AssociationAborted(
+                f"association with {self.peer} aborted: {primitive.message}", 2, int(primitive.reason)
+            )
+        return AssociationAborted(f"unexpected {type(primitive).__name__} from {self.peer}")
+
+    def _await_close(self) -> None:
+        """In Sta13: wait for the peer to close, at most until ARTIM expires."""
+        while self.sock is not None and self.machine.state is not State.Sta1:
+            self.next_primitive(None)
+
+    # -- ending ---------------------------------------------------------------------
+
+    def release(self) -> None:
+        """A-RELEASE (Evt11), release collision included; returns in Sta1."""
+        if not self.machine.state is State.Sta6:
+            if self.machine.state is not State.Sta1:
+                self.abort()
+            return
+        self._perform(self.machine.release_request(self.clock()))
+        while self.machine.state is not State.Sta1:
+            primitive = self.next_primitive(self.timeouts.acse)
+            if primitive is None:
+                if self.machine.state is not State.Sta1:
+                    self.abort()
+                    raise DulTimeout(f"{self.peer} did not answer A-RELEASE-RQ; association aborted")
+            elif isinstance(primitive, ReleaseIndication):  # collision (AR-8)
+                if self.machine.state is State.Sta9:
+                    self._perform(self.machine.release_response(self.clock()))
+            elif isinstance(primitive, ReleaseConfirmation):
+                if self.machine.state is State.Sta12:  # acceptor side of a collision
+                    self._perform(self.machine.release_response(self.clock()))
+                    self._await_close()
+            elif isinstance(primitive, PDataIndication):
+                log.debug("%s: P-DATA received while releasing (AR-6); not awaited", self.machine.name)
+            else:
+                raise self._as_error(primitive)
+
+    def abort(self) -> None:
+        """A-ABORT (Evt15) and close: never blocks for long."""
+        if self.machine.state in (State.Sta1, State.Sta2, State.Sta13):
+            self._close_socket()
+            if self.machine.state is not State.Sta1:
+                self._perform(self.machine.transport_closed(self.clock()))
+            return
+        try:
+            outputs = self.machine.abort_request(self.clock())
+            if self.sock is not None:
+                self.sock.settimeout(1.0)
+            for output in outputs:
+                if isinstance(output, Send) and self.sock is not None:
+                    self.sock.sendall(output.data)
+        except OSError:
+            pass
+        self._close_socket()
+        self._perform(self.machine.transport_closed(self.clock()))
+
+    def _lost(self, why: str) -> None:
+        self.end_reason = why
+        self._close_socket()
+        if self.machine.state is not State.Sta1:
+            self._perform(self.machine.transport_closed(self.clock()))
+
+    def _close_socket(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Release if established, else abort; always frees the socket."""
+        try:
+            if self.machine.state is State.Sta6:
+                self.release()
+            else:
+                self.abort()
+        except Exception:
+            self._close_socket()
+            raise
+
+    def __enter__(self) -> Channel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _tune(sock: socket.socket) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def request_association(
+    host: str,
+    port: int,
+    request: A_ASSOCIATE_RQ,
+    *,
+    timeouts: Timeouts = Timeouts(),
+    ssl_context: ssl.SSLContext | None = None,
+    max_pdata_length: int | None = None,
+) -> Channel:
+    """Open a connection and an association as requestor; returns it established.
+
+    Raises `ConnectionFailed`, `AssociationRejected`, `AssociationAborted` or
+    `DulTimeout`, each with a message that says what happened.
+    """
+    if max_pdata_length is None:
+        max_pdata_length = request.user_information.maximum_length or 0
+    machine = Machine(requestor=True, artim_timeout=timeouts.artim, max_pdata_length=max_pdata_length)
+    machine.associate_request(request, time.monotonic())  # AE-1: TRANSPORT CONNECT
+    peer = f"{host}:{port}"
+    try:
+        sock = socket.create_connection((host, port), timeout=timeouts.connect)
+    except OSError as exc:
+        machine.transport_closed(time.monotonic())  # Evt17 in Sta4: AA-4
+        if isinstance(exc, TimeoutError):
+            why = f"no answer within {timeouts.connect} s"
+        else:
+            why = exc.strerror or str(exc)
+        raise ConnectionFailed(
+            f"cannot connect to {peer}: {why}; check the host name and port, and that the "
+            "DICOM server is running"
+        ) from exc
+    _tune(sock)
+    if ssl_context is not None:
+        try:
+            sock.settimeout(timeouts.connect)
+            sock = ssl_context.wrap_socket(sock, server_hostname=host)
+        except (OSError, ssl.SSLError) as exc:
+            sock.close()
+            machine.transport_closed(time.monotonic())
+            raise ConnectionFailed(f"TLS handshake with {peer} failed: {exc}") from exc
+    channel = Channel(sock, machine, timeouts, peer)
+    try:
+        channel._perform(machine.transport_confirm(time.monotonic()))  # AE-2: send RQ
+        primitive = channel.next_primitive(timeouts.acse)
+    except DulTimeout:
+        raise
+    if isinstance(primitive, AssociateAccepted):
+        channel.contexts = negotiated_contexts(request, primitive.accept)
+        return channel
+    if isinstance(primitive, AssociateRejected):
+        rj = primitive.reject
+        raise AssociationRejected(rj.result, rj.source, rj.reason)
+    if primitive is None:
+        if machine.state is State.Sta1:
+            raise AssociationAborted(f"{peer} closed the connection without answering the A-ASSOCIATE-RQ")
+        channel.abort()
+        raise DulTimeout(f"{peer} did not answer the A-ASSOCIATE-RQ within {timeouts.acse} s")
+    channel.abort()
+    raise channel._as_error(primitive)
+
+
+Negotiator = Callable[[A_ASSOCIATE_RQ], "A_ASSOCIATE_AC | A_ASSOCIATE_RJ"]
+Handler = Callable[[Channel], None]
+
+
+class Server:
+    """Accepts associations on one address, a thread each, up to `max_associations`.
+
+    Over the limit, a connection is still accepted at TCP and answered with
+    A-ASSOCIATE-RJ (2, 3, 2): rejected-transient, local-limit-exceeded.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        negotiate: Negotiator,
+        handler: Handler,
+        *,
+        max_associations: int = 64,
+        timeouts: Timeouts = Timeouts(),
+        ssl_context: ssl.SSLContext | None = None,
+        max_pdata_length: int = 16384,
+        backlog: int = 128,
+    ) -> None:
+        self.negotiate = negotiate
+        self.handler = handler
+        self.max_associations = max_associations
+        self.timeouts = timeouts
+        self.ssl_context = ssl_context
+        self.max_pdata_length = max_pdata_length
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, port), family=family, backlog=backlog)
+        self.address: tuple[str, int] = self._listener.getsockname()[:2]
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._lock = threading.Lock()
+        self._active = 0
+        self._threads: set[threading.Thread] = set()
+        self._stopping = False
+        self._accept_thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    @property
+    def active_associations(self) -> int:
+        return self._active
+
+    def start(self) -> Server:
+        """Serve in a background thread; returns at once."""
+        self._accept_thread = threading.Thread(target=self.serve_forever, name="dul-accept", daemon=True)
+        self._accept_thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping:
+                for key, _ in selector.select():
+                    if key.fileobj is self._wake_r:
+                        return
+                    try:
+                        conn, address = self._listener.accept()
+                    except OSError:
+                        continue
+                    self._spawn(conn, address)
+
+    def _spawn(self, conn: socket.socket, address: tuple[str, int]) -> None:
+        thread = threading.Thread(
+            target=self._serve_connection, args=(conn, address), name=f"dul-{address[0]}:{address[1]}", daemon=True
+        )
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        peer = f"{address[0]}:{address[1]}"
+        counted = False
+        try:
+            _tune(sock)
+            if self.ssl_context is not None:
+                sock.settimeout(self.timeouts.artim)
+                sock = self.ssl_context.wrap_socket(sock, server_side=True)
+
+            def provider_check(request: A_ASSOCIATE_RQ) -> A_ASSOCIATE_RJ | None:
+                nonlocal counted
+                refusal = check_protocol_version(request)
+                if refusal is not None:
+                    return refusal
+                with self._lock:
+                    if self._active >= self.max_associations:
+                        return A_ASSOCIATE_RJ(result=2, source=3, reason=2)
+                    self._active += 1
+                    counted = True
+                return None
+
+            machine = Machine(
+                requestor=False,
+                artim_timeout=self.timeouts.artim,
+                max_pdata_length=self.max_pdata_length,
+                provider_check=provider_check,
+                name=f"acceptor {peer}",
+            )
+            channel = Channel(sock, machine, self.timeouts, peer)
+            channel._perform(machine.transport_indication(time.monotonic()))  # AE-5, ARTIM
+            primitive = channel.next_primitive(None)
+            if not isinstance(primitive, AssociateIndication):
+                channel.abort()
+                return
+            response = self.negotiate(primitive.request)
+            channel._perform(machine.associate_response(response, time.monotonic()))
+            if isinstance(response, A_ASSOCIATE_RJ):
+                channel._await_close()
+                return
+            channel.contexts = negotiated_contexts(primitive.request, response)
+            try:
+                self.handler(channel)
+            finally:
+                if channel.machine.state is not State.Sta1:
+                    channel.close()
+        except (ssl.SSLError, OSError) as exc:
+            log.info("connection from %s ended: %s", peer, exc)
+        except Exception:
+            log.exception("association with %s failed", peer)
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+            with self._lock:
+                if counted:
+                    self._active -= 1
+                self._threads.discard(threading.current_thread())
+
+    def shutdown(self, timeout: float | None = 10.0) -> None:
+        """Stop accepting; wait (up to `timeout`) for the associations in progress."""
+        self._stopping = True
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        if self._accept_thread is not None and self._accept_thread is not threading.current_thread():
+            self._accept_thread.join(timeout)
+        self._listener.close()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(_remaining(deadline, time.monotonic()))
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
