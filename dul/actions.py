@@ -4,7 +4,7 @@ An action takes the machine's `Context` (read only) and the event's payload, and
 returns a `Step`: the next state, the outputs, and what to do with the ARTIM timer.
 It performs no I/O and reads no clock. Payloads by event:
 
-    Evt1 A_ASSOCIATE_RQ (kept in the context)   Evt9  bytes of a P-DATA-TF
+    Evt1 A_ASSOCIATE_RQ (kept in the context)   Evt9  bytes (or bytearray) of a P-DATA-TF
     Evt3, 4, 6, 10, 12, 13, 16  the PDU received Evt15 the A_ABORT to send
     Evt7 A_ASSOCIATE_AC, Evt8 A_ASSOCIATE_RJ     Evt19 the PduError
     others: None
@@ -77,7 +77,9 @@ class Step:
     timer: Timer = Timer.KEEP
 
 
-def _send(pdu: A_ASSOCIATE_RQ | A_ASSOCIATE_AC | A_ASSOCIATE_RJ | A_ABORT | A_RELEASE_RQ | A_RELEASE_RP) -> Send:
+def _send(
+    pdu: A_ASSOCIATE_RQ | A_ASSOCIATE_AC | A_ASSOCIATE_RJ | A_ABORT | A_RELEASE_RQ | A_RELEASE_RP,
+) -> Send:
     return Send(encode_pdu(pdu), pdu)
 
 
@@ -140,7 +142,7 @@ def AE_8(ctx: Context, payload: object) -> Step:
 
 
 def DT_1(ctx: Context, payload: object) -> Step:
-    assert isinstance(payload, bytes)
+    assert isinstance(payload, (bytes, bytearray))
     return Step(State.Sta6, (Send(payload),))
 
 
@@ -178,7 +180,7 @@ def AR_6(ctx: Context, payload: object) -> Step:
 
 
 def AR_7(ctx: Context, payload: object) -> Step:
-    assert isinstance(payload, bytes)
+    assert isinstance(payload, (bytes, bytearray))
     return Step(State.Sta8, (Send(payload),))
 
 
@@ -218,9 +220,14 @@ def AA_3(ctx: Context, payload: object) -> Step:
     if payload.source == 0:
         indication = AbortIndication(payload.source, payload.reason)
     else:
-        reason = AbortReason(payload.reason) if payload.reason in AbortReason._value2member_map_ else AbortReason.NOT_SPECIFIED
+        reason = (
+            AbortReason(payload.reason)
+            if payload.reason in AbortReason._value2member_map_
+            else AbortReason.NOT_SPECIFIED
+        )
         indication = ProviderAbortIndication(
-            reason, f"the peer's service provider aborted the association (reason {payload.reason}, {reason.text})"
+            reason,
+            f"the peer's service provider aborted the association (reason {payload.reason}, {reason.text})",
         )
     return Step(State.Sta1, (indication, CloseTransport()))
 
@@ -228,7 +235,12 @@ def AA_3(ctx: Context, payload: object) -> Step:
 def AA_4(ctx: Context, payload: object) -> Step:
     return Step(
         State.Sta1,
-        (ProviderAbortIndication(AbortReason.NOT_SPECIFIED, f"the transport connection closed in {ctx.state.name} ({ctx.state.value})"),),
+        (
+            ProviderAbortIndication(
+                AbortReason.NOT_SPECIFIED,
+                f"the transport connection closed in {ctx.state.name} ({ctx.state.value})",
+            ),
+        ),
     )
 
 

@@ -51,7 +51,9 @@ class Framer:
     def _check_header(self, pdu_type: int, length: int) -> None:
         name = PDU_NAMES.get(pdu_type)
         if name is None:
-            raise PduError(AbortReason.UNRECOGNIZED_PDU, f"PDU-type {pdu_type:02X}H is not a DICOM PDU")
+            raise PduError(
+                AbortReason.UNRECOGNIZED_PDU, f"PDU-type {pdu_type:02X}H is not a DICOM PDU"
+            )
         if pdu_type == 0x04:
             if length > self.max_pdata_length:
                 raise PduError(

@@ -19,9 +19,10 @@ indication, as in DCMTK and pynetdicom.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, unique
 
 
+@unique
 class State(Enum):
     """The states of PS3.8 Table 9-10, with their definitions."""
 
@@ -36,10 +37,13 @@ class State(Enum):
     Sta9 = "Release collision requestor side; awaiting A-RELEASE response (from local user)"
     Sta10 = "Release collision acceptor side; awaiting A-RELEASE-RP PDU"
     Sta11 = "Release collision requestor side; awaiting A-RELEASE-RP PDU"
-    Sta12 = "Release collision acceptor side; awaiting A-RELEASE response primitive (from local user)"
+    Sta12 = (
+        "Release collision acceptor side; awaiting A-RELEASE response primitive (from local user)"
+    )
     Sta13 = "Awaiting Transport Connection Close Indication (Association no longer exists)"
 
 
+@unique
 class Event(Enum):
     """The events of PS3.8 Table 9-10."""
 
@@ -64,8 +68,14 @@ class Event(Enum):
     Evt19 = "Unrecognized or invalid PDU received"
 
 
+@unique
 class Action(Enum):
-    """The actions of PS3.8 Tables 9-6 to 9-9."""
+    """The actions of PS3.8 Tables 9-6 to 9-9.
+
+    The values must be distinct: an Enum member whose value equals an earlier one's
+    is an alias of it, not a member. AR-5 and AA-5 have the same wording in the
+    standard ("Stop ARTIM timer"), so AA-5's value names its table too.
+    """
 
     AE_1 = "Issue TRANSPORT CONNECT request primitive to local transport service"
     AE_2 = "Send A-ASSOCIATE-RQ-PDU"
@@ -102,7 +112,7 @@ class Action(Enum):
         "indication and close transport connection"
     )
     AA_4 = "Issue A-P-ABORT indication primitive"
-    AA_5 = "Stop ARTIM timer"
+    AA_5 = "Stop ARTIM timer (Table 9-9, association abort)"
     AA_6 = "Ignore PDU"
     AA_7 = "Send A-ABORT PDU"
     AA_8 = (

@@ -19,7 +19,7 @@ UID strips the padding (`uid_text`).
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias, TypeVar, cast
 
@@ -296,7 +296,9 @@ def _get_field(value: Buffer, offset: int, what: str) -> tuple[bytes, int]:
     length, offset = _get_u16(value, offset, what + " length")
     end = offset + length
     if end > len(value):
-        raise _bad(f"{what} length {length} runs past its sub-item ({len(value) - offset} bytes left)")
+        raise _bad(
+            f"{what} length {length} runs past its sub-item ({len(value) - offset} bytes left)"
+        )
     return bytes(value[offset:end]), end
 
 
@@ -311,7 +313,10 @@ def _dec_name(kind: Callable[[str], Item]) -> Callable[[Buffer], Item]:
 
 
 def _enc_name(item: Item) -> bytes:
-    name: str = getattr(item, "name", None) or getattr(item, "uid", "")
+    if isinstance(item, ImplementationClassUIDSubItem):
+        return _raw(item.uid, "Implementation Class UID")
+    name = getattr(item, "name", "")
+    assert isinstance(name, str)
     return _raw(name, type(item).__name__)
 
 
@@ -504,7 +509,9 @@ REGISTRY: dict[int, tuple[Decoder, Encoder, type]] = {
     0x59: (_dec_identity_ac, _enc_identity_ac, UserIdentityACSubItem),
 }
 
-_ENCODERS: dict[type, tuple[int, Encoder]] = {cls: (t, enc) for t, (_, enc, cls) in REGISTRY.items()}
+_ENCODERS: dict[type, tuple[int, Encoder]] = {
+    cls: (t, enc) for t, (_, enc, cls) in REGISTRY.items()
+}
 
 #: Where each item type may stand; anywhere else it is kept raw, as unknown.
 WHERE: dict[str, frozenset[int]] = {
@@ -555,5 +562,5 @@ def encode_item(item: Item) -> bytes:
     return _HEADER.pack(item_type, 0, len(value)) + value
 
 
-def encode_items(items: tuple[Item, ...] | list[Item]) -> bytes:
+def encode_items(items: Sequence[Item]) -> bytes:
     return b"".join(encode_item(item) for item in items)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from dul.actions import ACTIONS, Context, Timer
 from dul.errors import LocalProtocolError, PduError, StateTableError
-from dul.fsm import LOCAL_EVENTS, NEXT_STATES, Action, Event, State, lookup
 from dul.framing import DEFAULT_MAX_ASSOCIATION_LENGTH, Framer
+from dul.fsm import LOCAL_EVENTS, NEXT_STATES, Action, Event, State, lookup
 from dul.items import Buffer
 from dul.pdu import (
     A_ABORT,
@@ -95,6 +95,7 @@ class Machine:
         self.accept: A_ASSOCIATE_AC | None = None
         self.name = name or ("requestor" if requestor else "acceptor")
         self._artim_deadline: float | None = None
+        self._stream_broken = False  # a framing error was answered (Evt19): read no more
 
     # -- the table, in one place ----------------------------------------------------
 
@@ -145,7 +146,9 @@ class Machine:
             self.request = request
         return self._fire(Event.Evt1, request, now)
 
-    def associate_response(self, response: A_ASSOCIATE_AC | A_ASSOCIATE_RJ, now: float) -> list[Output]:
+    def associate_response(
+        self, response: A_ASSOCIATE_AC | A_ASSOCIATE_RJ, now: float
+    ) -> list[Output]:
         """Evt7 (accept, an A-ASSOCIATE-AC) or Evt8 (reject, an A-ASSOCIATE-RJ)."""
         if isinstance(response, A_ASSOCIATE_AC):
             outputs = self._fire(Event.Evt7, response, now)
@@ -153,7 +156,7 @@ class Machine:
             return outputs
         return self._fire(Event.Evt8, response, now)
 
-    def pdata_request(self, data: bytes, now: float) -> list[Output]:
+    def pdata_request(self, data: bytes | bytearray, now: float) -> list[Output]:
         """Evt9: send one P-DATA-TF PDU, already encoded (header included)."""
         return self._fire(Event.Evt9, data, now)
 
@@ -195,8 +198,9 @@ class Machine:
             try:
                 pdu = self.framer.next_pdu()
             except PduError as error:
-                if self.state is State.Sta13 and self.history and self.history[-1].event is Event.Evt19:
+                if self._stream_broken:
                     break  # the stream is already known to be broken: wait for the close
+                self._stream_broken = True
                 outputs += self._fire(Event.Evt19, error, now)
                 break
             if pdu is None:
@@ -207,7 +211,11 @@ class Machine:
     def receive_pdu(self, pdu: Pdu, now: float) -> list[Output]:
         """One decoded PDU received (the event of its type)."""
         event = PDU_EVENTS[pdu.PDU_TYPE]
-        if event is Event.Evt3:
+        if event is Event.Evt6:
+            assert isinstance(pdu, A_ASSOCIATE_RQ)
+            if self.state is State.Sta2:
+                self.request = pdu  # the acceptor's record of the request (its max length)
+        elif event is Event.Evt3:
             assert isinstance(pdu, A_ASSOCIATE_AC)
             if self.state is State.Sta5:
                 self.accept = pdu

@@ -40,10 +40,11 @@ from dul.items import (
     UserInformationItem,
     uid_text,
 )
-from dul.pdu import DICOM_APPLICATION_CONTEXT, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
+from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, DICOM_APPLICATION_CONTEXT
 
 #: Our implementation's identity, sent in every association (PS3.7 D.3.3.2).
-IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.10.1426.1.1"
+# A UUID-derived UID (PS3.5 B.2, ISO/IEC 9834-8): needs no registered root.
+IMPLEMENTATION_CLASS_UID = "2.25.308092614656787327937334279252522491514"
 IMPLEMENTATION_VERSION_NAME = "DICOM-UL_010"
 
 MAX_PRESENTATION_CONTEXTS = 128
@@ -109,7 +110,9 @@ def build_request(
         context_id = context.context_id if context.context_id is not None else next_id
         next_id = context_id + 2
         items.append(
-            PresentationContextRQItem(context_id, context.abstract_syntax, context.transfer_syntaxes)
+            PresentationContextRQItem(
+                context_id, context.abstract_syntax, context.transfer_syntaxes
+            )
         )
     user: list[object] = [
         MaximumLengthSubItem(max_pdata_length),
@@ -179,7 +182,9 @@ def negotiate(request: A_ASSOCIATE_RQ, policy: AcceptorPolicy) -> A_ASSOCIATE_AC
     """The acceptor's answer to an A-ASSOCIATE-RQ."""
     context_name = request.application_context_name
     if context_name is None or uid_text(context_name) != DICOM_APPLICATION_CONTEXT:
-        return A_ASSOCIATE_RJ(result=1, source=1, reason=2)  # application-context-name-not-supported
+        return A_ASSOCIATE_RJ(
+            result=1, source=1, reason=2
+        )  # application-context-name-not-supported
     if not valid_ae_title(request.calling_ae_title):
         return A_ASSOCIATE_RJ(result=1, source=1, reason=3)  # calling-AE-title-not-recognized
     if policy.calling_ae_allowed is not None and not policy.calling_ae_allowed(request.calling_ae):
@@ -229,7 +234,9 @@ def negotiate(request: A_ASSOCIATE_RQ, policy: AcceptorPolicy) -> A_ASSOCIATE_AC
         if uid not in accepted_abstracts:
             continue
         scp_ok = policy.scp_roles is None or uid in policy.scp_roles
-        reply.append(RoleSelectionSubItem(uid, int(bool(role.scu_role)), int(bool(role.scp_role) and scp_ok)))
+        reply.append(
+            RoleSelectionSubItem(uid, int(bool(role.scu_role)), int(bool(role.scp_role) and scp_ok))
+        )
     reply.append(ImplementationVersionNameSubItem(policy.implementation_version_name))
     if identity_response is not None:
         reply.append(UserIdentityACSubItem(identity_response))
@@ -261,7 +268,9 @@ def _decide(pc: PresentationContextRQItem, policy: AcceptorPolicy) -> tuple[int,
     return ACCEPTANCE, chosen
 
 
-def negotiated_contexts(request: A_ASSOCIATE_RQ, accept: A_ASSOCIATE_AC) -> dict[int, NegotiatedContext]:
+def negotiated_contexts(
+    request: A_ASSOCIATE_RQ, accept: A_ASSOCIATE_AC
+) -> dict[int, NegotiatedContext]:
     """What the two sides agreed, by context ID (PS3.7 D.3.3.4 for the roles)."""
     asked_roles = {uid_text(r.sop_class_uid): r for r in request.user_information.role_selections}
     given_roles = {uid_text(r.sop_class_uid): r for r in accept.user_information.role_selections}
@@ -283,6 +292,11 @@ def negotiated_contexts(request: A_ASSOCIATE_RQ, accept: A_ASSOCIATE_AC) -> dict
         accepted = answer.result == ACCEPTANCE
         transfer = uid_text(answer.transfer_syntax) if accepted and answer.transfer_syntax else None
         agreed[answer.context_id] = NegotiatedContext(
-            answer.context_id, abstract, transfer, answer.result if transfer or not accepted else NO_REASON, scu, scp
+            answer.context_id,
+            abstract,
+            transfer,
+            answer.result if transfer or not accepted else NO_REASON,
+            scu,
+            scp,
         )
     return agreed

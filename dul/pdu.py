@@ -182,7 +182,13 @@ class A_ABORT:
 
 
 Pdu: TypeAlias = (
-    A_ASSOCIATE_RQ | A_ASSOCIATE_AC | A_ASSOCIATE_RJ | P_DATA_TF | A_RELEASE_RQ | A_RELEASE_RP | A_ABORT
+    A_ASSOCIATE_RQ
+    | A_ASSOCIATE_AC
+    | A_ASSOCIATE_RJ
+    | P_DATA_TF
+    | A_RELEASE_RQ
+    | A_RELEASE_RP
+    | A_ABORT
 )
 
 PDU_NAMES = {
@@ -289,7 +295,9 @@ def decode_pdu(data: Buffer) -> Pdu:
 
 def _with_header(pdu_type: int, body: bytes) -> bytes:
     if len(body) > 0xFFFFFFFF:
-        raise ValueError(f"{PDU_NAMES[pdu_type]} would be {len(body)} bytes; a PDU-length is 32-bit")
+        raise ValueError(
+            f"{PDU_NAMES[pdu_type]} would be {len(body)} bytes; a PDU-length is 32-bit"
+        )
     return HEADER.pack(pdu_type, 0, len(body)) + body
 
 

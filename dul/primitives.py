@@ -20,7 +20,7 @@ from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF, P
 class Send:
     """Write one PDU. `pdu` is kept for logging (None for pre-encoded P-DATA)."""
 
-    data: bytes
+    data: bytes | bytearray
     pdu: Pdu | None = None
 
 

@@ -6,8 +6,8 @@ association that sends and receives whole P-DATA-TF PDUs, releases and aborts.
 
 The driver owns the clock: it passes `time.monotonic()` into the machine, and waits
 on the socket with the nearest of the machine's ARTIM deadline and the service
-layer's timeout as its timeout. Nothing polls. Every PDU is one `sendall` (or one
-`sendmsg` of header and payload); sockets have TCP_NODELAY; receiving goes through
+layer's timeout as its timeout. Nothing polls. Every PDU is one `sendall`; sockets
+have TCP_NODELAY; receiving goes through
 `recv_into` into one reused buffer.
 """
 
@@ -143,35 +143,14 @@ class Channel:
             self.sock.settimeout(self.timeouts.dimse)
             self.sock.sendall(output.data)
         except (TimeoutError, OSError) as exc:
-            self._lost(f"sending to {self.peer} failed: {exc or 'timed out'}")
-            raise DulTimeout(f"sending to {self.peer} did not complete: {exc or 'timed out'}") from exc
+            self._lost(f"sending to {self.peer} failed: {str(exc) or 'timed out'}")
+            raise DulTimeout(
+                f"sending to {self.peer} did not complete: {str(exc) or 'timed out'}"
+            ) from exc
 
-    def send_pdata(self, data: bytes) -> None:
+    def send_pdata(self, data: bytes | bytearray) -> None:
         """Send one encoded P-DATA-TF PDU (Evt9)."""
         self._perform(self.machine.pdata_request(data, self.clock()))
-
-    def send_pdata_parts(self, header: bytes, payload: memoryview | bytes) -> None:
-        """Send one P-DATA-TF given as header and payload, in one system call when
-        the socket allows it (no copy of a large payload)."""
-        outputs = self.machine.pdata_request(b"", self.clock())  # the state check
-        sock = self.sock
-        if sock is None or not outputs:
-            return
-        try:
-            sock.settimeout(self.timeouts.dimse)
-            if isinstance(sock, ssl.SSLSocket):
-                sock.sendall(header)
-                sock.sendall(payload)
-            else:
-                sent = sock.sendmsg([header, payload])
-                if sent < len(header):
-                    sock.sendall(header[sent:])
-                    sock.sendall(payload)
-                elif sent < len(header) + len(payload):
-                    sock.sendall(memoryview(payload)[sent - len(header) :])
-        except (TimeoutError, OSError) as exc:
-            self._lost(f"sending to {self.peer} failed: {exc or 'timed out'}")
-            raise DulTimeout(f"sending to {self.peer} did not complete: {exc or 'timed out'}") from exc
 
     # -- waiting ----------------------------------------------------------------------
 
@@ -179,17 +158,19 @@ class Channel:
         """The next primitive for the user, or None if `timeout` passed first or the
         connection is gone (then `machine.state` is Sta1)."""
         deadline = None if timeout is None else self.clock() + timeout
+        tried = False
         while not self._inbox:
             if self.sock is None or self.machine.state is State.Sta1:
                 return None
             now = self.clock()
-            wake = _nearest(deadline, self.machine.next_deadline())
-            if wake is not None and now >= wake:
+            artim = self.machine.next_deadline()
+            if artim is not None and now >= artim:
                 self._perform(self.machine.handle_timer(now))
-                if deadline is not None and now >= deadline and not self._inbox:
-                    return None
                 continue
-            self._receive_once(_remaining(wake, now))
+            if tried and deadline is not None and now >= deadline:
+                return None
+            tried = True
+            self._receive_once(_remaining(_nearest(deadline, artim), now))
         return self._inbox.popleft()
 
     def _receive_once(self, timeout: float | None) -> None:
@@ -198,7 +179,7 @@ class Channel:
         try:
             sock.settimeout(timeout)
             count = sock.recv_into(self._buffer)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError, ssl.SSLWantReadError):
             return
         except (ssl.SSLError, OSError) as exc:
             log.debug("%s: receive from %s failed: %s", self.machine.name, self.peer, exc)
@@ -231,6 +212,17 @@ class Channel:
             raise DulTimeout(f"no message from {self.peer} within {timeout} s; association aborted")
         raise self._as_error(primitive)
 
+    def poll(self) -> P_DATA_TF | None:
+        """A P-DATA-TF already received or arriving now, else None (never waits,
+        never aborts): how a provider looks for a C-CANCEL between responses."""
+        primitive = self.next_primitive(0.0)
+        if primitive is None:
+            if self.machine.state is State.Sta1:
+                raise AssociationAborted(self.end_reason or f"{self.peer} closed the connection")
+            return None
+        self._inbox.appendleft(primitive)
+        return self.receive(None)
+
     def _as_error(self, primitive: Output) -> AssociationAborted:
         if isinstance(primitive, AbortIndication):
             return AssociationAborted(
@@ -240,7 +232,9 @@ class Channel:
             )
         if isinstance(primitive, ProviderAbortIndication):
             return AssociationAborted(
-                f"association with {self.peer} aborted: {primitive.message}", 2, int(primitive.reason)
+                f"association with {self.peer} aborted: {primitive.message}",
+                2,
+                int(primitive.reason),
             )
         return AssociationAborted(f"unexpected {type(primitive).__name__} from {self.peer}")
 
@@ -253,28 +247,37 @@ class Channel:
 
     def release(self) -> None:
         """A-RELEASE (Evt11), release collision included; returns in Sta1."""
-        if not self.machine.state is State.Sta6:
-            if self.machine.state is not State.Sta1:
+        if self._state() is not State.Sta6:
+            if self._state() is not State.Sta1:
                 self.abort()
             return
         self._perform(self.machine.release_request(self.clock()))
-        while self.machine.state is not State.Sta1:
+        while self._state() is not State.Sta1:
             primitive = self.next_primitive(self.timeouts.acse)
             if primitive is None:
-                if self.machine.state is not State.Sta1:
+                if self._state() is not State.Sta1:
                     self.abort()
-                    raise DulTimeout(f"{self.peer} did not answer A-RELEASE-RQ; association aborted")
+                    raise DulTimeout(
+                        f"{self.peer} did not answer A-RELEASE-RQ; association aborted"
+                    )
             elif isinstance(primitive, ReleaseIndication):  # collision (AR-8)
-                if self.machine.state is State.Sta9:
+                if self._state() is State.Sta9:
                     self._perform(self.machine.release_response(self.clock()))
             elif isinstance(primitive, ReleaseConfirmation):
-                if self.machine.state is State.Sta12:  # acceptor side of a collision
+                if self._state() is State.Sta12:  # acceptor side of a collision
                     self._perform(self.machine.release_response(self.clock()))
                     self._await_close()
             elif isinstance(primitive, PDataIndication):
-                log.debug("%s: P-DATA received while releasing (AR-6); not awaited", self.machine.name)
+                log.debug(
+                    "%s: P-DATA received while releasing (AR-6); not awaited", self.machine.name
+                )
             else:
                 raise self._as_error(primitive)
+
+    def _state(self) -> State:
+        # Read afresh: every _perform may change it (a plain attribute read would be
+        # narrowed by the type checker as if it could not).
+        return self.machine.state
 
     def abort(self) -> None:
         """A-ABORT (Evt15) and close: never blocks for long."""
@@ -350,7 +353,9 @@ def request_association(
     """
     if max_pdata_length is None:
         max_pdata_length = request.user_information.maximum_length or 0
-    machine = Machine(requestor=True, artim_timeout=timeouts.artim, max_pdata_length=max_pdata_length)
+    machine = Machine(
+        requestor=True, artim_timeout=timeouts.artim, max_pdata_length=max_pdata_length
+    )
     machine.associate_request(request, time.monotonic())  # AE-1: TRANSPORT CONNECT
     peer = f"{host}:{port}"
     try:
@@ -388,7 +393,9 @@ def request_association(
         raise AssociationRejected(rj.result, rj.source, rj.reason)
     if primitive is None:
         if machine.state is State.Sta1:
-            raise AssociationAborted(f"{peer} closed the connection without answering the A-ASSOCIATE-RQ")
+            raise AssociationAborted(
+                f"{peer} closed the connection without answering the A-ASSOCIATE-RQ"
+            )
         channel.abort()
         raise DulTimeout(f"{peer} did not answer the A-ASSOCIATE-RQ within {timeouts.acse} s")
     channel.abort()
@@ -445,7 +452,9 @@ class Server:
 
     def start(self) -> Server:
         """Serve in a background thread; returns at once."""
-        self._accept_thread = threading.Thread(target=self.serve_forever, name="dul-accept", daemon=True)
+        self._accept_thread = threading.Thread(
+            target=self.serve_forever, name="dul-accept", daemon=True
+        )
         self._accept_thread.start()
         return self
 
@@ -465,7 +474,10 @@ class Server:
 
     def _spawn(self, conn: socket.socket, address: tuple[str, int]) -> None:
         thread = threading.Thread(
-            target=self._serve_connection, args=(conn, address), name=f"dul-{address[0]}:{address[1]}", daemon=True
+            target=self._serve_connection,
+            args=(conn, address),
+            name=f"dul-{address[0]}:{address[1]}",
+            daemon=True,
         )
         with self._lock:
             self._threads.add(thread)
@@ -537,7 +549,10 @@ class Server:
             self._wake_w.send(b"x")
         except OSError:
             pass
-        if self._accept_thread is not None and self._accept_thread is not threading.current_thread():
+        if (
+            self._accept_thread is not None
+            and self._accept_thread is not threading.current_thread()
+        ):
             self._accept_thread.join(timeout)
         self._listener.close()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -553,4 +568,3 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
-
