@@ -1,0 +1,447 @@
+"""The embedded archive of `dicomscp`: instances in files, their attributes in SQLite.
+
+Layout under the root directory (nothing is ever written outside it):
+
+    root/.lock                        held (flock) by the one process that has it open
+    root/index.sqlite                 the index, WAL mode (dimse/index.py)
+    root/instances/<hh>/<uid>.dcm     one Part 10 file per instance, as received
+    root/instances/<hh>/.incoming-*.part   a file being received
+
+`<uid>.dcm` is the SOP Instance UID when it is a valid UID, else
+`invalid-uid-<sha256>.dcm` (dimse/naming.py): a UID such as `../../x`, `/etc/x` or
+`a;b` never becomes a path (ROBUSTNESS 29). `<hh>` is the first byte, in hex, of the
+SHA-256 of the UID: 256 directories keep each one small, and the final name of an
+instance is known from the command alone, so the data is received straight into a
+temporary file next to it and renamed in the same directory.
+
+Storing (`begin_store`, then `PendingStore.write` per fragment, then `commit`):
+
+1. The data set bytes go to the temporary file as they arrive, behind a file meta
+   group made from the command (dimse/storage.py `PendingInstance`).
+2. On commit the header is read back from the file (dimse/instance_header.py). A data
+   set that cannot be read is refused with C000 (Cannot understand); one whose SOP
+   Class or Instance UID differs from the command's, or that lacks its Study or Series
+   Instance UID, with A900 (Data Set does not match SOP Class; ROBUSTNESS 28).
+3. Under the archive's commit lock: the final path is journaled in the index; the file
+   is flushed, fsynced and renamed to its final name, and the directory fsynced; then
+   one SQLite transaction indexes the instance and ends its journal entry.
+4. The status is returned: 0000 only once the file and its index row are durable.
+
+A full disk (ENOSPC, EDQUOT, EFBIG) at any step gives A700 (Out of Resources); the
+temporary file is removed at once and the caller may go on with the next instance
+(ROBUSTNESS 30). Other I/O errors give 0110 (Processing failure).
+
+Duplicate SOP Instance UIDs (ROBUSTNESS 32), by `duplicate_policy`:
+
+- "replace" (default): the new instance replaces the old one. The rename over the old
+  file is atomic, and the index row is replaced in one transaction (the instance moves
+  if its series, study or patient changed; parents left empty are removed). Status 0000.
+- "keep": the instance stored first stays; the new one is discarded. Status 0000: the
+  SCU's aim, that the archive hold this instance, is met.
+- "reject": as "keep", with status 0111 (Duplicate SOP Instance, PS3.7 C.5).
+
+Crash safety (ROBUSTNESS 31): a SIGKILL at any moment leaves each final name holding
+either the old complete file or the new complete file, never a part of one, because
+the only writes to final names are renames of fsynced files. At start the archive
+(a) indexes again, from what is on disk, every journaled path, so that a crash between
+the rename and the index transaction is rolled forward; and (b) removes the
+`.incoming-*.part` files left by a crash. The `.lock` makes sure no other process is
+writing into those directories while they are cleaned.
+
+Queries (`find`, `instances`) are in dimse/archive_query.py; matching rules in
+dimse/matching.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from pydicom.dataset import Dataset
+
+from dimse.archive_query import FindQuery, retrieve_sql, run_find
+from dimse.files import part10_bytes_header
+from dimse.index import Index, IndexFull, Record, record_of
+from dimse.instance_header import UnreadableInstance, read_header
+from dimse.models import Root
+from dimse.naming import instance_file_name
+from dimse.status import StatusCode
+from dimse.storage import TEMP_PREFIX, PendingInstance
+
+log = logging.getLogger(__name__)
+
+DuplicatePolicy = Literal["replace", "keep", "reject"]
+_POLICIES = ("replace", "keep", "reject")
+#: errno values that mean "no room": A700 Out of Resources (PS3.4 B.2.3).
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+INSTANCES_DIR = "instances"
+INDEX_FILE = "index.sqlite"
+LOCK_FILE = ".lock"
+
+
+class ArchiveLocked(RuntimeError):
+    """Another process (or another Archive object) has this archive open."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInstance:
+    """An instance to send for a C-MOVE or C-GET: the file holds it in `transfer_syntax`."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    path: Path
+
+
+def _clean_uid(uid: str) -> str:
+    return uid.strip("\x00 ")
+
+
+def _status_for(exc: BaseException) -> int:
+    if isinstance(exc, IndexFull) or (isinstance(exc, OSError) and exc.errno in _NO_SPACE):
+        return StatusCode.OUT_OF_RESOURCES
+    return StatusCode.PROCESSING_FAILURE
+
+
+class _State(Enum):
+    OPEN = "open"
+    FAILED = "failed"  # a write failed: the rest of the data is dropped, commit gives the status
+    DONE = "done"
+
+
+class PendingStore:
+    """An instance being received (see the module docstring): `write` each fragment of
+    the data set, then `commit()` for the C-STORE status, or `discard()`.
+
+    A write that fails for lack of space does not raise: the temporary file is removed
+    at once, later fragments are dropped, and `commit()` answers A700, so the receiving
+    code needs no special path for a full disk.
+    """
+
+    def __init__(
+        self,
+        archive: Archive,
+        sop_class_uid: str,
+        sop_instance_uid: str,
+        transfer_syntax: str,
+        relative_path: str,
+    ) -> None:
+        self.sop_class_uid = sop_class_uid
+        self.sop_instance_uid = sop_instance_uid
+        self.transfer_syntax = transfer_syntax
+        self.relative_path = relative_path
+        self._archive = archive
+        self._pending: PendingInstance | None = None
+        self._status: int = StatusCode.SUCCESS
+        self._state = _State.OPEN
+        final = archive.root / relative_path
+        header = part10_bytes_header(sop_class_uid, sop_instance_uid, transfer_syntax)
+        #: where the data set starts in the file, and its transfer syntax
+        self.layout = (len(header), transfer_syntax)
+        try:
+            final.parent.mkdir(exist_ok=True)
+            self._pending = PendingInstance(final.parent, final.name, header, archive.fsync)
+        except OSError as exc:  # PendingInstance removed its own temporary file
+            self._fail(exc)
+
+    @property
+    def pending(self) -> PendingInstance | None:
+        """The temporary file, None once it is gone."""
+        return self._pending
+
+    def _fail(self, exc: OSError) -> None:
+        log.error(
+            "C-STORE %s: %s; refused with %04XH", self.sop_instance_uid, exc, _status_for(exc)
+        )
+        self._status = _status_for(exc)
+        self._state = _State.FAILED
+        self._drop()
+
+    def _drop(self) -> None:
+        if self._pending is not None:
+            self._pending.discard()
+            self._pending = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Append data set bytes; returns len(data) (also when they were dropped)."""
+        if self._state is _State.DONE:
+            raise ValueError("write to a PendingStore that was committed or discarded")
+        if self._pending is not None:
+            try:
+                self._pending.write(data)
+            except OSError as exc:
+                self._fail(exc)
+        return len(data)
+
+    def commit(self) -> int:
+        """Store the instance; returns the C-STORE status (PS3.4 B.2.3)."""
+        if self._state is _State.DONE:
+            raise ValueError("commit of a PendingStore that was committed or discarded")
+        state, self._state = self._state, _State.DONE
+        if state is _State.FAILED or self._pending is None:
+            return self._status
+        return self._archive._commit(self, self._pending)
+
+    def discard(self) -> None:
+        """Give the instance up (e.g. the association was aborted): nothing is kept."""
+        self._state = _State.DONE
+        self._drop()
+
+    def __enter__(self) -> PendingStore:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._state is not _State.DONE:
+            self.discard()
+
+
+class Archive:
+    """Instances on disk under `root` and their index (see the module docstring).
+
+    Thread-safe: one Archive serves every association of the server. One process at a
+    time may open a given root (ArchiveLocked otherwise).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        fsync: bool = True,
+        duplicate_policy: DuplicatePolicy = "replace",
+        pn_case_sensitive: bool = True,
+    ) -> None:
+        if duplicate_policy not in _POLICIES:
+            raise ValueError(
+                f"duplicate_policy must be one of {_POLICIES}, not {duplicate_policy!r}"
+            )
+        self.root = Path(root).resolve()
+        self.fsync = fsync
+        self.duplicate_policy = duplicate_policy
+        self.fold_pn = not pn_case_sensitive
+        (self.root / INSTANCES_DIR).mkdir(parents=True, exist_ok=True)
+        self._lock_fd = self._take_lock()
+        self._commit_lock = threading.Lock()
+        self._unsettled: set[tuple[int, str]] = set()
+        try:
+            self._index = Index(self.root / INDEX_FILE, fsync=fsync)
+            self._recover()
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+
+    # ---- opening
+
+    def _take_lock(self) -> int:
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ArchiveLocked(f"{self.root} is open in another process or Archive") from None
+        return fd
+
+    def _recover(self) -> None:
+        """Roll journaled stores forward and remove temporary files (module docstring)."""
+        for journal_id, relative in self._index.journal():
+            self._settle(journal_id, relative)
+        for shard in (self.root / INSTANCES_DIR).iterdir():
+            if not shard.is_dir():
+                continue
+            for entry in os.scandir(shard):
+                if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(".part"):
+                    log.info("archive: removing %s, left by an interrupted store", entry.path)
+                    os.unlink(entry.path)
+
+    def _settle(self, journal_id: int, relative: str) -> None:
+        """Make the index describe the file at `relative` as it is on disk now."""
+        path = self.root / relative
+        try:
+            header, syntax = read_header(path)
+            record = record_of(header, syntax, relative, path.stat().st_size)
+        except (UnreadableInstance, FileNotFoundError) as exc:
+            if path.exists():
+                log.error(
+                    "archive: %s cannot be read (%s); it is left out of the index", relative, exc
+                )
+            self._index.remove(relative, journal_id)
+            return
+        self._index.put(record, journal_id)
+
+    # ---- storing
+
+    def relative_path(self, sop_instance_uid: str) -> str:
+        """Where an instance of this SOP Instance UID is kept, relative to the root."""
+        uid = _clean_uid(sop_instance_uid)
+        shard = hashlib.sha256(uid.encode("utf-8", "surrogateescape")).hexdigest()[:2]
+        return f"{INSTANCES_DIR}/{shard}/{instance_file_name(uid)}"
+
+    def begin_store(
+        self, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str
+    ) -> PendingStore:
+        """Start receiving an instance: the UIDs and transfer syntax of the C-STORE
+        command and presentation context (PS3.7 9.1.1)."""
+        return PendingStore(
+            self,
+            _clean_uid(sop_class_uid),
+            _clean_uid(sop_instance_uid),
+            _clean_uid(transfer_syntax),
+            self.relative_path(sop_instance_uid),
+        )
+
+    def _refuse(self, store: PendingStore, pending: PendingInstance, status: int, why: str) -> int:
+        log.warning("C-STORE %s refused with %04XH: %s", store.sop_instance_uid, status, why)
+        pending.discard()
+        return status
+
+    def _commit(self, store: PendingStore, pending: PendingInstance) -> int:
+        try:
+            pending.file.flush()
+            size = pending.size
+        except OSError as exc:
+            pending.discard()
+            return _status_for(exc)
+        try:
+            header, syntax = read_header(pending.temp_path, store.layout)
+            record = record_of(header, syntax, store.relative_path, size)
+        except UnreadableInstance as exc:
+            return self._refuse(store, pending, StatusCode.CANNOT_UNDERSTAND, str(exc))
+        except Exception as exc:  # a value pydicom cannot decode (a bad character set...)
+            return self._refuse(
+                store, pending, StatusCode.CANNOT_UNDERSTAND, f"the data set cannot be read: {exc}"
+            )
+        problem = self._mismatch(store, record)
+        if problem:
+            return self._refuse(
+                store, pending, StatusCode.DATA_SET_DOES_NOT_MATCH_SOP_CLASS, problem
+            )
+        with self._commit_lock:
+            return self._commit_locked(store, pending, record)
+
+    @staticmethod
+    def _mismatch(store: PendingStore, record: Record) -> str:
+        """Why the data set does not belong under this command, or ''."""
+        if record.sop_class_uid != store.sop_class_uid:
+            return f"the data set's SOP Class UID {record.sop_class_uid!r} is not the command's {store.sop_class_uid!r}"
+        if record.sop_instance_uid != store.sop_instance_uid:
+            return f"the data set's SOP Instance UID {record.sop_instance_uid!r} is not the command's {store.sop_instance_uid!r}"
+        for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
+            if not record.values[keyword]:
+                return f"the data set has no {keyword}"
+        return ""
+
+    def _duplicate_status(self) -> int:
+        if self.duplicate_policy == "reject":
+            return StatusCode.DUPLICATE_SOP_INSTANCE
+        return StatusCode.SUCCESS
+
+    def _commit_locked(self, store: PendingStore, pending: PendingInstance, record: Record) -> int:
+        self._settle_unsettled()
+        replace = self.duplicate_policy == "replace"
+        try:
+            journal_id = self._index.begin(record.sop_instance_uid, record.path, replace=replace)
+        except Exception as exc:  # sqlite3.Error or IndexFull: nothing changed yet
+            pending.discard()
+            log.error("C-STORE %s: the index cannot be written: %s", store.sop_instance_uid, exc)
+            return _status_for(exc)
+        if journal_id is None:
+            pending.discard()
+            log.info(
+                "C-STORE %s: already stored; policy %r",
+                store.sop_instance_uid,
+                self.duplicate_policy,
+            )
+            return self._duplicate_status()
+        try:
+            pending.commit(replace=replace)  # fsync, rename, fsync the directory
+        except FileExistsError:
+            # An unindexed file under that name (a store whose index transaction
+            # failed): index what is there, then treat this one as the duplicate.
+            self._settle_or_defer(journal_id, record.path)
+            return self._duplicate_status()
+        except OSError as exc:  # the temporary file is gone; the final name unchanged
+            log.error("C-STORE %s: %s", store.sop_instance_uid, exc)
+            self._settle_or_defer(journal_id, record.path)
+            return _status_for(exc)
+        try:
+            self._index.put(record, journal_id)
+        except Exception as exc:
+            # The file is in place but not indexed: the journal keeps it, and it is
+            # indexed from disk at the next commit or the next start.
+            log.error("C-STORE %s: stored but not indexed: %s", store.sop_instance_uid, exc)
+            self._unsettled.add((journal_id, record.path))
+            return _status_for(exc)
+        return StatusCode.SUCCESS
+
+    def _settle_or_defer(self, journal_id: int, relative: str) -> None:
+        try:
+            self._settle(journal_id, relative)
+        except Exception as exc:
+            log.error("archive: %s not re-indexed yet: %s", relative, exc)
+            self._unsettled.add((journal_id, relative))
+
+    def _settle_unsettled(self) -> None:
+        for journal_id, relative in sorted(self._unsettled):
+            self._unsettled.discard((journal_id, relative))
+            self._settle_or_defer(journal_id, relative)
+
+    # ---- querying
+
+    def find(self, identifier: Dataset, root: Root, level: str) -> Iterator[Dataset]:
+        """The C-FIND responses' identifiers for `identifier` at `level` in the Patient
+        Root or Study Root model (PS3.4 C.4.1.3, C.6.1, C.6.2), one per match.
+
+        Raises `dimse.matching.QueryError` (with the failure status to send) at once,
+        before any response, when the identifier cannot be answered.
+        """
+        query = FindQuery(identifier, root, level, fold_pn=self.fold_pn)
+        return run_find(query, self._index.select, self.root)
+
+    def instances(self, identifier: Dataset, root: Root, level: str) -> list[StoredInstance]:
+        """The stored instances a C-MOVE or C-GET identifier names: by the Unique Keys
+        of `level` and the levels above (PS3.4 C.4.2.2.1, C.4.3.2.1), single values or
+        lists of UIDs. Raises `QueryError` when the level's Unique Key is missing."""
+        sql, params = retrieve_sql(identifier, root, level)
+        return [
+            StoredInstance(row[0], row[1], row[2], self.root / row[3])
+            for row in self._index.select(sql, params)
+        ]
+
+    def count(self) -> int:
+        """The number of stored instances."""
+        return self._index.count()
+
+    def close(self) -> None:
+        """Close the index and let another process open the archive."""
+        with self._commit_lock:
+            if self._lock_fd < 0:
+                return
+            self._settle_unsettled()
+            self._index.close()
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,133 @@
+"""DIMSE messages over an established association (PS3.7 6.3, 8).
+
+`MessageChannel` joins the upper layer and the DIMSE codecs: it sends a message as
+its command set and optional data set, cut to the peer's maximum PDU, and hands
+back whole received messages. A peer whose P-DATA breaks PS3.7/PS3.8 Annex E is
+aborted (A-ABORT, source 2), and the caller gets `AssociationAborted`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import BinaryIO
+
+from dimse.commands import Command
+from dimse.errors import DimseError
+from dimse.files import Part10Info
+from dimse.fragments import Reassembler, ReceivedMessage, fragment_message, fragment_stream
+from dimse.messages import DimseMessage, message_from_command
+from dul.errors import AssociationAborted
+from dul.negotiation import NegotiatedContext
+from dul.transport import Channel
+
+log = logging.getLogger("dimse")
+
+
+class MessageChannel:
+    """Send and receive whole DIMSE messages on one association."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        data_sink: Callable[[int, Command], BinaryIO | None] | None = None,
+    ) -> None:
+        self.channel = channel
+        self.contexts: dict[int, NegotiatedContext] = {
+            cid: ctx for cid, ctx in channel.contexts.items() if ctx.accepted
+        }
+        self._sink = data_sink
+        self.reassembler = Reassembler(self.contexts, data_sink=self._open_sink)
+        self._ready: deque[ReceivedMessage] = deque()
+        self._message_id = 0
+
+    def _open_sink(self, command: Command) -> BinaryIO | None:
+        if self._sink is None:
+            return None
+        return self._sink(self.reassembler.context_id, command)
+
+    def set_data_sink(self, sink: Callable[[int, Command], BinaryIO | None] | None) -> None:
+        """Where the data sets of the next messages go (None: memory, then a spool)."""
+        self._sink = sink
+
+    @property
+    def max_pdu(self) -> int:
+        """The peer's maximum P-DATA-TF length (0: no limit)."""
+        return self.channel.peer_max_pdata_length
+
+    def next_message_id(self) -> int:
+        """Message IDs count from 1 and wrap within US (PS3.7 E.1)."""
+        self._message_id = self._message_id % 0xFFFF + 1
+        return self._message_id
+
+    def find_context(
+        self, abstract_syntax: str, transfer_syntax: str | None = None, *, scp: bool = False
+    ) -> NegotiatedContext | None:
+        """An accepted context for `abstract_syntax` (and `transfer_syntax`, if given);
+        with `scp`, one on which we, the requestor, may act as SCP (C-GET)."""
+        for context in self.contexts.values():
+            if context.abstract_syntax != abstract_syntax:
+                continue
+            if transfer_syntax is not None and context.transfer_syntax != transfer_syntax:
+                continue
+            if scp and not context.scp_role:
+                continue
+            return context
+        return None
+
+    # -- sending ----------------------------------------------------------------------
+
+    def send(self, context_id: int, message: DimseMessage, data_set: bytes | None = None) -> None:
+        """One message; `data_set` already encoded in the context's transfer syntax."""
+        message = message.with_data_set(data_set is not None)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("sending %s on context %d", message.NAME, context_id)
+        for pdu in fragment_message(context_id, message.encode(), data_set, self.max_pdu):
+            self.channel.send_pdata(pdu)
+
+    def send_file(
+        self,
+        context_id: int,
+        message: DimseMessage,
+        info: Part10Info,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """One message whose data set is streamed from a DICOM file, as it is."""
+        message = message.with_data_set(True)
+        with info.path.open("rb") as stream:
+            stream.seek(info.dataset_offset)
+            for pdu in fragment_stream(
+                context_id, message.encode(), stream, info.dataset_length, self.max_pdu
+            ):
+                self.channel.send_pdata(pdu)
+                if progress is not None:
+                    progress(len(pdu))
+
+    # -- receiving --------------------------------------------------------------------
+
+    def receive(self, timeout: float | None) -> ReceivedMessage:
+        """The next whole message. Raises `AssociationReleased`, `AssociationAborted`
+        (also after aborting a peer that broke the protocol) or `DulTimeout`."""
+        while not self._ready:
+            pdu = self.channel.receive(timeout)
+            try:
+                self._ready.extend(self.reassembler.feed(pdu))
+            except DimseError as exc:
+                log.warning("aborting the association with %s: %s", self.channel.peer, exc)
+                self.channel.abort()
+                raise AssociationAborted(f"{self.channel.peer} broke PS3.7/PS3.8: {exc}") from exc
+        return self._ready.popleft()
+
+    def push_back(self, received: ReceivedMessage) -> None:
+        """Put a message back, to be the next `receive()`."""
+        self._ready.appendleft(received)
+
+    @staticmethod
+    def message_of(received: ReceivedMessage) -> DimseMessage:
+        """The typed message of a received command (DimseError if unknown)."""
+        return message_from_command(received.command)
+
+    def close(self) -> None:
+        self.reassembler.close()

@@ -1,0 +1,525 @@
+"""The service user (SCU) side: C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, C-CANCEL.
+
+    from dimse import client
+    from dimse.models import Root
+    with client.connect("pacs", 104, called_ae="PACS",
+                        contexts=client.query_contexts(Root.STUDY, "find")) as assoc:
+        for response in assoc.find(query, Root.STUDY):
+            print(response.status, response.identifier)
+
+A failure status is a result, not an exception: read `result.status.category`.
+Exceptions are for the association itself (`dul.errors.AssociationError` and its
+kinds) and for asking what the association cannot carry (`NoPresentationContext`).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from pydicom.dataset import Dataset
+from pydicom.filereader import dcmread
+
+from dimse.channel import MessageChannel
+from dimse.commands import Command
+from dimse.datasets import UNCOMPRESSED, decode_dataset, encode_dataset
+from dimse.errors import DimseError
+from dimse.files import Part10Info, read_part10_info
+from dimse.fragments import ReceivedMessage
+from dimse.messages import (
+    C_CANCEL_RQ,
+    C_ECHO_RQ,
+    C_ECHO_RSP,
+    C_FIND_RQ,
+    C_FIND_RSP,
+    C_GET_RQ,
+    C_GET_RSP,
+    C_MOVE_RQ,
+    C_MOVE_RSP,
+    C_STORE_RQ,
+    C_STORE_RSP,
+    Priority,
+    Response,
+)
+from dimse.models import MODELS, VERIFICATION, Root
+from dimse.results import FindResponse, ReceivedInstance, RetrieveResponse, StoreResult
+from dimse.status import Status
+from dimse.storage import InstanceWriter, PendingInstance
+from dimse.storage_classes import STORAGE_SOP_CLASSES
+from dul.errors import AssociationAborted, DulTimeout
+from dul.items import UserIdentityRQSubItem
+from dul.negotiation import NegotiatedContext, ProposedContext, build_request
+from dul.transport import Timeouts, request_association
+
+log = logging.getLogger("dimse.client")
+
+#: Failed SOP Instance UID List (0008,0058), in the identifier of a final C-MOVE/C-GET response.
+FAILED_SOP_INSTANCE_UID_LIST = 0x00080058
+
+
+class NoPresentationContext(Exception):
+    """The association has no accepted presentation context for what was asked."""
+
+
+def _check_ae(title: str, what: str) -> None:
+    if not title.strip(" "):
+        raise ValueError(f"the {what} AE title is empty")
+    if len(title) > 16:
+        raise ValueError(f"the {what} AE title {title!r} is longer than 16 characters")
+
+
+def connect(
+    host: str,
+    port: int,
+    *,
+    calling_ae: str = "DICOMSCU",
+    called_ae: str = "ANY-SCP",
+    contexts: Sequence[ProposedContext],
+    roles: Mapping[str, tuple[bool, bool]] | None = None,
+    timeouts: Timeouts = Timeouts(),
+    max_pdu: int = 16384,
+    ssl_context: ssl.SSLContext | None = None,
+    user_identity: UserIdentityRQSubItem | None = None,
+) -> Association:
+    """Open an association; use it as a context manager (released on exit)."""
+    _check_ae(calling_ae, "calling")
+    _check_ae(called_ae, "called")
+    request = build_request(
+        calling_ae,
+        called_ae,
+        contexts,
+        max_pdata_length=max_pdu,
+        roles=roles,
+        user_identity=user_identity,
+    )
+    channel = request_association(host, port, request, timeouts=timeouts, ssl_context=ssl_context)
+    return Association(MessageChannel(channel), timeouts)
+
+
+def query_contexts(root: Root, operation: str) -> list[ProposedContext]:
+    """The contexts for a query ("find"), a retrieve ("move", "get") and echo.
+
+    For "get" the storage classes are proposed too, since the instances come back
+    on the same association (see `get_roles`)."""
+    uids = MODELS[root]
+    abstract = {"find": uids.find, "move": uids.move, "get": uids.get}[operation]
+    if abstract is None:
+        raise ValueError(f"the {root.value} model has no {operation.upper()} SOP class")
+    contexts = [
+        ProposedContext(abstract, UNCOMPRESSED),
+        ProposedContext(VERIFICATION, UNCOMPRESSED),
+    ]
+    if operation == "get":
+        contexts += [ProposedContext(uid, UNCOMPRESSED) for uid in STORAGE_SOP_CLASSES[:125]]
+    return contexts
+
+
+def get_roles(contexts: Sequence[ProposedContext]) -> dict[str, tuple[bool, bool]]:
+    """SCP/SCU role selection for C-GET: we act as SCP for the storage classes."""
+    return {
+        c.abstract_syntax: (False, True)
+        for c in contexts
+        if c.abstract_syntax in STORAGE_SOP_CLASSES
+    }
+
+
+def store_contexts(infos: Sequence[Part10Info]) -> list[ProposedContext]:
+    """For each SOP class: a context with each file's own transfer syntax, and for
+    uncompressed files one more offering all the uncompressed syntaxes, so that the
+    server may pick (we then convert). At most 128 contexts (PS3.8 9.3.2.2)."""
+    seen: dict[tuple[str, str], None] = {}
+    for info in infos:
+        seen[(info.sop_class_uid, info.transfer_syntax)] = None
+    contexts: list[ProposedContext] = []
+    converted: set[str] = set()
+    for sop_class, syntax in seen:
+        contexts.append(ProposedContext(sop_class, (syntax,)))
+        if syntax in UNCOMPRESSED and sop_class not in converted:
+            converted.add(sop_class)
+            others = tuple(ts for ts in UNCOMPRESSED if ts != syntax)
+            contexts.append(ProposedContext(sop_class, others))
+    if len(contexts) > 128:
+        raise ValueError(
+            f"{len(seen)} SOP class and transfer syntax pairs need {len(contexts)} presentation "
+            "contexts; one association holds 128; send the files in smaller groups"
+        )
+    return contexts
+
+
+class Association:
+    """An open association, as service user. Not for use by several threads at once."""
+
+    def __init__(self, messages: MessageChannel, timeouts: Timeouts) -> None:
+        self.messages = messages
+        self.timeouts = timeouts
+        self._get_writer: InstanceWriter | None = None
+        self._received: list[ReceivedInstance] = []
+
+    @property
+    def contexts(self) -> dict[int, NegotiatedContext]:
+        return self.messages.contexts
+
+    @property
+    def peer(self) -> str:
+        return self.messages.channel.peer
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _context(self, abstract_syntax: str, what: str) -> NegotiatedContext:
+        context = self.messages.find_context(abstract_syntax)
+        if context is None:
+            raise NoPresentationContext(
+                f"{self.peer} accepted no presentation context for {what} ({abstract_syntax}); "
+                f"it accepted: {self.describe_accepted()}"
+            )
+        return context
+
+    def describe_accepted(self) -> str:
+        accepted = [f"{c.abstract_syntax} in {c.transfer_syntax}" for c in self.contexts.values()]
+        return "; ".join(accepted) if accepted else "nothing"
+
+    def _response(self, message_id: int, kind: type[Response]) -> tuple[Response, ReceivedMessage]:
+        """Wait for the response to `message_id`, serving C-STORE sub-operations of a
+        C-GET in between."""
+        while True:
+            received = self.messages.receive(self.timeouts.dimse)
+            try:
+                message = self.messages.message_of(received)
+            except DimseError as exc:
+                self.abort()
+                raise AssociationAborted(
+                    f"{self.peer} sent a message we cannot read: {exc}"
+                ) from exc
+            if isinstance(message, C_STORE_RQ):
+                self._serve_get_store(received, message)
+                continue
+            if isinstance(message, kind) and message.message_id_being_responded_to == message_id:
+                return message, received
+            log.warning(
+                "ignoring %s from %s while waiting for %s", message.NAME, self.peer, kind.__name__
+            )
+
+    def _decode_identifier(self, received: ReceivedMessage) -> Dataset | None:
+        data = received.data_set
+        if data is None:
+            return None
+        syntax = self.contexts[received.context_id].transfer_syntax or ""
+        if not isinstance(data, bytes):
+            data = data.read()
+        return decode_dataset(data, syntax)
+
+    # -- C-ECHO -----------------------------------------------------------------------
+
+    def echo(self) -> Status:
+        """C-ECHO (PS3.7 9.1.5): the status of the peer's answer."""
+        context = self._context(VERIFICATION, "Verification")
+        message_id = self.messages.next_message_id()
+        self.messages.send(context.context_id, C_ECHO_RQ(message_id=message_id))
+        response, _ = self._response(message_id, C_ECHO_RSP)
+        return response.get_status()
+
+    # -- C-STORE ----------------------------------------------------------------------
+
+    def store(
+        self,
+        source: str | Path | Dataset,
+        priority: int = Priority.LOW,
+        progress: Callable[[int], None] | None = None,
+        move_originator: tuple[str, int] | None = None,
+    ) -> StoreResult:
+        """C-STORE one instance: a DICOM file (streamed from disk when its transfer
+        syntax was accepted) or a Dataset. Raises `NoPresentationContext`.
+        `move_originator` is (AE title, Message ID) of the C-MOVE this serves."""
+        message_id = self.messages.next_message_id()
+        originator_ae, originator_id = move_originator or (None, None)
+        if isinstance(source, Dataset):
+            return self._store_dataset(source, message_id, priority, None, None, move_originator)
+        info = read_part10_info(source)
+        context = self.messages.find_context(info.sop_class_uid, info.transfer_syntax)
+        request = C_STORE_RQ(
+            message_id=message_id,
+            affected_sop_class_uid=info.sop_class_uid,
+            affected_sop_instance_uid=info.sop_instance_uid,
+            priority=priority,
+            move_originator_aet=originator_ae,
+            move_originator_message_id=originator_id,
+        )
+        if context is not None:
+            self.messages.send_file(context.context_id, request, info, progress)
+            response, _ = self._response(message_id, C_STORE_RSP)
+            return StoreResult(
+                response.get_status(), info.sop_class_uid, info.sop_instance_uid, info.path
+            )
+        if info.transfer_syntax not in UNCOMPRESSED:
+            raise self._refused(info.sop_class_uid, info.transfer_syntax)
+        dataset = dcmread(info.path)
+        return self._store_dataset(
+            dataset, message_id, priority, info.path, info.transfer_syntax, move_originator
+        )
+
+    def _refused(self, sop_class: str, syntax: str) -> NoPresentationContext:
+        offered = [
+            c.transfer_syntax for c in self.contexts.values() if c.abstract_syntax == sop_class
+        ]
+        instead = (
+            f"for that SOP class it accepted {', '.join(t for t in offered if t)}"
+            if offered
+            else f"it accepted no context for that SOP class; it accepted: {self.describe_accepted()}"
+        )
+        return NoPresentationContext(
+            f"{self.peer} did not accept SOP class {sop_class} in transfer syntax {syntax}; {instead}"
+        )
+
+    def _store_dataset(
+        self,
+        dataset: Dataset,
+        message_id: int,
+        priority: int,
+        path: Path | None,
+        own_syntax: str | None = None,
+        move_originator: tuple[str, int] | None = None,
+    ) -> StoreResult:
+        sop_class = str(dataset.get("SOPClassUID", ""))
+        sop_instance = str(dataset.get("SOPInstanceUID", ""))
+        if own_syntax is None:
+            meta = getattr(dataset, "file_meta", None)
+            own_syntax = (
+                str(meta.TransferSyntaxUID)
+                if meta is not None and "TransferSyntaxUID" in meta
+                else None
+            )
+        context = self.messages.find_context(sop_class, own_syntax) if own_syntax else None
+        if context is None and (own_syntax is None or own_syntax in UNCOMPRESSED):
+            candidates = [
+                c
+                for c in self.contexts.values()
+                if c.abstract_syntax == sop_class and c.transfer_syntax in UNCOMPRESSED
+            ]
+            context = candidates[0] if candidates else None
+        if context is None or context.transfer_syntax is None:
+            raise self._refused(sop_class, own_syntax or "any uncompressed transfer syntax")
+        data = encode_dataset(dataset, context.transfer_syntax)
+        originator_ae, originator_id = move_originator or (None, None)
+        request = C_STORE_RQ(
+            message_id=message_id,
+            affected_sop_class_uid=sop_class,
+            affected_sop_instance_uid=sop_instance,
+            priority=priority,
+            move_originator_aet=originator_ae,
+            move_originator_message_id=originator_id,
+        )
+        self.messages.send(context.context_id, request, data)
+        response, _ = self._response(message_id, C_STORE_RSP)
+        return StoreResult(response.get_status(), sop_class, sop_instance, path)
+
+    # -- C-FIND -----------------------------------------------------------------------
+
+    def find(
+        self, identifier: Dataset, root: Root, priority: int = Priority.MEDIUM
+    ) -> Iterator[FindResponse]:
+        """C-FIND: yields each response; pending ones carry a match. Leaving the loop
+        early sends C-CANCEL and reads the remaining responses."""
+        abstract = MODELS[root].find
+        context = self._context(abstract, f"{root.value} root C-FIND")
+        assert context.transfer_syntax is not None
+        message_id = self.messages.next_message_id()
+        request = C_FIND_RQ(
+            message_id=message_id, affected_sop_class_uid=abstract, priority=priority
+        )
+        self.messages.send(
+            context.context_id, request, encode_dataset(identifier, context.transfer_syntax)
+        )
+        final = False
+        try:
+            while not final:
+                response, received = self._response(message_id, C_FIND_RSP)
+                status = response.get_status()
+                final = status.is_final
+                yield FindResponse(status, self._decode_identifier(received), message_id)
+        finally:
+            if not final:
+                self._cancel_and_drain(context.context_id, message_id, C_FIND_RSP)
+
+    def cancel(self, message_id: int, context_id: int | None = None) -> None:
+        """C-CANCEL the operation `message_id` (PS3.7 9.3.2.3)."""
+        if context_id is None:
+            context_id = next(iter(self.contexts))
+        self.messages.send(context_id, C_CANCEL_RQ(message_id_being_responded_to=message_id))
+
+    def _cancel_and_drain(self, context_id: int, message_id: int, kind: type[Response]) -> None:
+        if not self.messages.channel.established:
+            return
+        try:
+            self.cancel(message_id, context_id)
+            while True:
+                response, _ = self._response(message_id, kind)
+                if response.get_status().is_final:
+                    return
+        except (AssociationAborted, DulTimeout):
+            return
+
+    # -- C-MOVE and C-GET ---------------------------------------------------------------
+
+    def move(
+        self, identifier: Dataset, root: Root, destination: str, priority: int = Priority.MEDIUM
+    ) -> Iterator[RetrieveResponse]:
+        """C-MOVE to `destination` (an AE title the server knows)."""
+        _check_ae(destination, "move destination")
+        abstract = MODELS[root].move
+        assert abstract is not None
+        context = self._context(abstract, f"{root.value} root C-MOVE")
+        assert context.transfer_syntax is not None
+        message_id = self.messages.next_message_id()
+        request = C_MOVE_RQ(
+            message_id=message_id,
+            affected_sop_class_uid=abstract,
+            move_destination=destination,
+            priority=priority,
+        )
+        self.messages.send(
+            context.context_id, request, encode_dataset(identifier, context.transfer_syntax)
+        )
+        yield from self._retrieve_responses(context.context_id, message_id, C_MOVE_RSP)
+
+    def get(
+        self,
+        identifier: Dataset,
+        root: Root,
+        writer: InstanceWriter,
+        priority: int = Priority.MEDIUM,
+    ) -> Iterator[RetrieveResponse]:
+        """C-GET: the instances arrive on this association and `writer` keeps them.
+        `received` lists them afterwards."""
+        abstract = MODELS[root].get
+        assert abstract is not None
+        context = self._context(abstract, f"{root.value} root C-GET")
+        assert context.transfer_syntax is not None
+        message_id = self.messages.next_message_id()
+        request = C_GET_RQ(
+            message_id=message_id, affected_sop_class_uid=abstract, priority=priority
+        )
+        self._get_writer = writer
+        self.messages.set_data_sink(self._open_get_sink)
+        try:
+            self.messages.send(
+                context.context_id, request, encode_dataset(identifier, context.transfer_syntax)
+            )
+            yield from self._retrieve_responses(context.context_id, message_id, C_GET_RSP)
+        finally:
+            self.messages.set_data_sink(None)
+            self._get_writer = None
+
+    @property
+    def received(self) -> list[ReceivedInstance]:
+        """Instances received by C-GET on this association."""
+        return list(self._received)
+
+    def _retrieve_responses(
+        self, context_id: int, message_id: int, kind: type[Response]
+    ) -> Iterator[RetrieveResponse]:
+        final = False
+        try:
+            while not final:
+                response, received = self._response(message_id, kind)
+                status = response.get_status()
+                final = status.is_final
+                failed: tuple[str, ...] = ()
+                if received.data_set is not None:
+                    try:
+                        identifier = self._decode_identifier(received)
+                    except DimseError:
+                        identifier = None
+                    if identifier is not None and FAILED_SOP_INSTANCE_UID_LIST in identifier:
+                        value = identifier[FAILED_SOP_INSTANCE_UID_LIST].value
+                        failed = tuple(
+                            str(v) for v in (value if isinstance(value, list) else [value]) if v
+                        )
+                yield RetrieveResponse(
+                    status,
+                    getattr(response, "number_of_remaining_suboperations", None),
+                    getattr(response, "number_of_completed_suboperations", None),
+                    getattr(response, "number_of_failed_suboperations", None),
+                    getattr(response, "number_of_warning_suboperations", None),
+                    failed,
+                    message_id,
+                )
+        finally:
+            if not final:
+                self._cancel_and_drain(context_id, message_id, kind)
+
+    def _open_get_sink(self, context_id: int, command: Command) -> BinaryIO | None:
+        writer = self._get_writer
+        context = self.contexts.get(context_id)
+        if writer is None or context is None or context.transfer_syntax is None:
+            return None
+        sop_class = str(command.get("AffectedSOPClassUID", ""))
+        sop_instance = str(command.get("AffectedSOPInstanceUID", ""))
+        return writer.open(sop_class, sop_instance, context.transfer_syntax)  # type: ignore[return-value]
+
+    def _serve_get_store(self, received: ReceivedMessage, request: C_STORE_RQ) -> None:
+        """A C-STORE sub-operation of our C-GET: keep the instance, answer it."""
+        context = self.contexts[received.context_id]
+        status = 0x0000
+        path: Path | None = None
+        data = received.data_set
+        handed_back: object = data  # our sink, when the data set was streamed to disk
+        if received.error is not None:
+            log.error("cannot write %s: %s", request.affected_sop_instance_uid, received.error)
+            status = 0xA700
+        elif isinstance(handed_back, PendingInstance):
+            try:
+                path = handed_back.commit()
+            except OSError as exc:
+                log.error("cannot write %s: %s", request.affected_sop_instance_uid, exc)
+                status = 0xA700
+        elif data is not None and self._get_writer is not None and context.transfer_syntax:
+            try:
+                path = self._get_writer.write(
+                    request.affected_sop_class_uid,
+                    request.affected_sop_instance_uid,
+                    context.transfer_syntax,
+                    data,
+                )
+            except OSError as exc:
+                log.error("cannot write %s: %s", request.affected_sop_instance_uid, exc)
+                status = 0xA700
+        else:
+            status = 0xA900 if data is None else 0x0124
+        if status == 0:
+            self._received.append(
+                ReceivedInstance(
+                    request.affected_sop_class_uid,
+                    request.affected_sop_instance_uid,
+                    context.transfer_syntax or "",
+                    path,
+                )
+            )
+        response = C_STORE_RSP(
+            message_id_being_responded_to=request.message_id,
+            status=status,
+            affected_sop_class_uid=request.affected_sop_class_uid,
+            affected_sop_instance_uid=request.affected_sop_instance_uid,
+        )
+        self.messages.send(received.context_id, response)
+
+    # -- ending -----------------------------------------------------------------------
+
+    def release(self) -> None:
+        self.messages.close()
+        self.messages.channel.release()
+
+    def abort(self) -> None:
+        self.messages.close()
+        self.messages.channel.abort()
+
+    def __enter__(self) -> Association:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.release()
+        else:
+            self.abort()

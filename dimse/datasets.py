@@ -1,0 +1,121 @@
+"""Data sets on the wire: pydicom Datasets to and from the bytes of a transfer syntax.
+
+A data set travels in the transfer syntax accepted for its presentation context
+(PS3.7 6.3.1; PS3.5 Annex A): Implicit or Explicit VR, little or big endian, and for
+Deflated Explicit VR Little Endian a raw deflate stream. Encapsulated (compressed)
+syntaxes encode the data set itself as Explicit VR Little Endian.
+
+Decoding never lets the peer's bytes escape as an arbitrary exception: anything
+pydicom cannot read, a data set nested too deep, or a deflate stream that would
+inflate past `MAX_INFLATED` becomes a `DimseError` with status C000H.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from typing import BinaryIO
+
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import UID
+
+from dimse.errors import DimseError
+
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+
+#: The uncompressed syntaxes, in the order we prefer them.
+UNCOMPRESSED = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN)
+
+#: A deflated data set may not inflate beyond this (a zlib bomb is refused).
+MAX_INFLATED = 256 << 20
+
+#: Sequences nested deeper than this are refused (no RecursionError).
+MAX_DEPTH = 64
+
+CANNOT_UNDERSTAND = 0xC000
+
+
+def _layout(transfer_syntax: str) -> tuple[bool, bool, bool]:
+    """(implicit VR, little endian, deflated) for a transfer syntax UID."""
+    uid = UID(transfer_syntax)
+    if uid == IMPLICIT_VR_LITTLE_ENDIAN:
+        return True, True, False
+    if uid == EXPLICIT_VR_BIG_ENDIAN:
+        return False, False, False
+    return False, True, uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN or uid.is_deflated
+
+
+def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
+    """The bytes of `dataset` in `transfer_syntax` (no preamble, no file meta)."""
+    implicit, little, deflated = _layout(transfer_syntax)
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = little
+    buffer.is_implicit_VR = implicit
+    write_dataset(buffer, dataset)
+    data = buffer.getvalue()
+    if deflated:
+        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
+        data = compressor.compress(data) + compressor.flush()
+    return data
+
+
+def inflate(data: bytes, limit: int = MAX_INFLATED) -> bytes:
+    """Raw-inflate a deflated data set, refusing to produce more than `limit` bytes."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise DimseError(
+            f"the deflated data set is not a valid deflate stream: {exc}", status=CANNOT_UNDERSTAND
+        ) from None
+    if len(out) > limit:
+        raise DimseError(
+            f"the deflated data set inflates past {limit} bytes; refused", status=CANNOT_UNDERSTAND
+        )
+    return out
+
+
+def _check_depth(dataset: Dataset, depth: int) -> None:
+    """Touch every element (pydicom parses lazily) and bound the nesting."""
+    if depth > MAX_DEPTH:
+        raise DimseError(
+            f"the data set nests sequences deeper than {MAX_DEPTH}", status=CANNOT_UNDERSTAND
+        )
+    for element in dataset:
+        value = element.value
+        if isinstance(value, Sequence):
+            for item in value:
+                _check_depth(item, depth + 1)
+
+
+def decode_dataset(data: bytes | BinaryIO, transfer_syntax: str) -> Dataset:
+    """A Dataset from the bytes of a data set in `transfer_syntax`.
+
+    Raises only `DimseError` (status C000H) for bytes that are not a data set.
+    """
+    implicit, little, deflated = _layout(transfer_syntax)
+    stream: BinaryIO
+    if deflated:
+        raw = data if isinstance(data, bytes) else data.read()
+        stream = io.BytesIO(inflate(raw))
+    else:
+        stream = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        dataset = read_dataset(stream, implicit, little)
+        _check_depth(dataset, 0)
+    except DimseError:
+        raise
+    except RecursionError:
+        raise DimseError(
+            "the data set nests too deep to be read", status=CANNOT_UNDERSTAND
+        ) from None
+    except Exception as exc:  # pydicom raises many kinds; none may reach the peer's handler
+        raise DimseError(f"the data set cannot be read: {exc}", status=CANNOT_UNDERSTAND) from None
+    return dataset

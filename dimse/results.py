@@ -1,0 +1,56 @@
+"""What the service operations return: results that carry a status, not exceptions.
+
+A DIMSE failure status is an answer, not an error (DESIGN.md, Errors): the caller
+reads `status.category` and `status.name`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from dimse.status import Status
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """The answer to one C-STORE (PS3.4 B.2.3)."""
+
+    status: Status
+    sop_class_uid: str
+    sop_instance_uid: str
+    source: Path | None = None
+
+
+@dataclass(frozen=True)
+class FindResponse:
+    """One C-FIND response: pending ones carry an identifier (a match)."""
+
+    status: Status
+    identifier: Dataset | None
+    message_id: int
+
+
+@dataclass(frozen=True)
+class RetrieveResponse:
+    """One C-MOVE or C-GET response with its sub-operation counts (PS3.4 C.4.2.1.5)."""
+
+    status: Status
+    remaining: int | None
+    completed: int | None
+    failed: int | None
+    warning: int | None
+    failed_sop_instances: tuple[str, ...] = field(default=())
+    message_id: int = 0
+
+
+@dataclass(frozen=True)
+class ReceivedInstance:
+    """An instance received by a storage SCP (ours, for C-MOVE or C-GET)."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    path: Path | None

@@ -1,0 +1,667 @@
+"""The service provider (SCP) side, with hooks for the work itself.
+
+A `Provider` accepts associations (through `dul.transport.Server`), reads each
+request and answers it by calling the methods of a `Handlers` object, which is the
+hook API: subclass `Handlers` and override what your server does.
+
+    class MyHandlers(Handlers):
+        def store(self, request, data, transfer_syntax):    # -> status
+            ...
+    with Provider(MyHandlers(), ae_title="MYSCP", port=11112) as provider:
+        provider.wait()
+
+The provider does the protocol: status responses, C-CANCEL between pending
+responses (PS3.7 9.3.2.3), the C-MOVE and C-GET sub-operations and their counts
+(PS3.4 C.4.2.3, C.4.3.3), and 0211H for a request it does not know.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+from pydicom.dataset import Dataset
+
+from dimse.channel import MessageChannel
+from dimse.commands import Command, encode_command
+from dimse.datasets import UNCOMPRESSED, decode_dataset, encode_dataset
+from dimse.errors import DimseError
+from dimse.files import Part10Info, read_part10_info
+from dimse.fragments import ReceivedMessage, fragment_message
+from dimse.messages import (
+    C_CANCEL_RQ,
+    C_ECHO_RQ,
+    C_ECHO_RSP,
+    C_FIND_RQ,
+    C_FIND_RSP,
+    C_GET_RQ,
+    C_GET_RSP,
+    C_MOVE_RQ,
+    C_MOVE_RSP,
+    C_STORE_RQ,
+    C_STORE_RSP,
+    DimseMessage,
+    Request,
+)
+from dimse.models import MODELS, VERIFICATION
+from dimse.storage_classes import STORAGE_SOP_CLASSES
+from dul.errors import AssociationError, AssociationReleased
+from dul.negotiation import AcceptorPolicy, negotiate
+from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
+from dul.transport import Channel, Server, Timeouts
+
+log = logging.getLogger("dimse.scp")
+
+SUCCESS = 0x0000
+PENDING = 0xFF00
+CANCEL = 0xFE00
+SUB_OPERATIONS_FAILED = 0xB000
+UNABLE_TO_PERFORM_SUB_OPERATIONS = 0xA702
+MOVE_DESTINATION_UNKNOWN = 0xA801
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC000
+UNRECOGNIZED_OPERATION = 0x0211
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+FAILED_SOP_INSTANCE_UID_LIST = 0x00080058
+
+#: Every transfer syntax offered is accepted for storage, preferring uncompressed ones.
+ANY_TRANSFER_SYNTAX = (*UNCOMPRESSED, "*")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: for handlers that log, or allow by AE title."""
+
+    calling_ae: str
+    called_ae: str
+    address: str
+
+
+class StoreSink:
+    """Where a handler writes a C-STORE data set as it arrives (a file-like object
+    with write/flush/close) and how it finishes: `commit() -> status`."""
+
+    def write(self, data: ReadableBuffer) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def commit(self) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Handlers:
+    """The hook API. Every method has a safe default; override what you serve."""
+
+    #: SOP classes and transfer syntaxes accepted (None: built from the flags below).
+    def contexts(self) -> Mapping[str, Sequence[str]]:
+        supported: dict[str, Sequence[str]] = {VERIFICATION: UNCOMPRESSED}
+        if self.serves_storage:
+            supported.update({uid: ANY_TRANSFER_SYNTAX for uid in STORAGE_SOP_CLASSES})
+        if self.serves_query:
+            for uids in MODELS.values():
+                for uid in (uids.find, uids.move, uids.get):
+                    if uid is not None:
+                        supported[uid] = UNCOMPRESSED
+        return supported
+
+    serves_storage = False
+    serves_query = False
+
+    def accept(
+        self, request: A_ASSOCIATE_RQ, policy: AcceptorPolicy
+    ) -> A_ASSOCIATE_AC | A_ASSOCIATE_RJ:
+        """Decide an association; by default the policy's negotiation."""
+        return negotiate(request, policy)
+
+    def echo(self, caller: Caller) -> int:
+        return SUCCESS
+
+    def open_store(
+        self, caller: Caller, request: C_STORE_RQ, transfer_syntax: str
+    ) -> StoreSink | None:
+        """Return a sink to receive the data set as it arrives (streaming to disk), or
+        None to get it whole in `store`."""
+        return None
+
+    def store(
+        self, caller: Caller, request: C_STORE_RQ, data: bytes | BinaryIO, transfer_syntax: str
+    ) -> int:
+        return SOP_CLASS_NOT_SUPPORTED
+
+    def find(self, caller: Caller, request: C_FIND_RQ, identifier: Dataset) -> Iterator[Dataset]:
+        """Yield the matches. Raise `HandlerStatus` to answer with a failure."""
+        raise HandlerStatus(SOP_CLASS_NOT_SUPPORTED)
+
+    def retrieve(
+        self, caller: Caller, request: C_MOVE_RQ | C_GET_RQ, identifier: Dataset
+    ) -> list[Path]:
+        """The files a C-MOVE or C-GET sends."""
+        raise HandlerStatus(SOP_CLASS_NOT_SUPPORTED)
+
+    def destination(self, caller: Caller, ae_title: str) -> tuple[str, int] | None:
+        """Host and port of a C-MOVE destination, from configuration only."""
+        return None
+
+
+class HandlerStatus(Exception):
+    """Raised by a handler to answer with `status` (and an error comment)."""
+
+    def __init__(self, status: int, comment: str | None = None) -> None:
+        super().__init__(comment or f"status {status:04X}H")
+        self.status = status
+        self.comment = comment
+
+
+class _Session:
+    """One association being served."""
+
+    def __init__(self, provider: Provider, channel: Channel) -> None:
+        self.provider = provider
+        self.handlers = provider.handlers
+        request = channel.request
+        self.caller = Caller(request.calling_ae, request.called_ae, channel.peer)
+        self.messages = MessageChannel(channel, data_sink=self._open_sink)
+        self._sinks: dict[int, StoreSink] = {}
+
+    def _syntax(self, context_id: int) -> str:
+        return self.messages.contexts[context_id].transfer_syntax or ""
+
+    def _open_sink(self, context_id: int, command: Command) -> BinaryIO | None:
+        if command.command_field != 0x0001:  # only C-STORE data sets are streamed
+            return None
+        try:
+            request = self.messages.message_of(ReceivedMessage(context_id, command))
+        except DimseError:
+            return None
+        if not isinstance(request, C_STORE_RQ):
+            return None
+        sink = self.handlers.open_store(self.caller, request, self._syntax(context_id))
+        return sink  # type: ignore[return-value]
+
+    def run(self) -> None:
+        timeouts = self.provider.timeouts
+        log.info(
+            "association from %s (%s -> %s)",
+            self.caller.address,
+            self.caller.calling_ae,
+            self.caller.called_ae,
+        )
+        try:
+            while True:
+                received = self.messages.receive(timeouts.idle)
+                self._dispatch(received)
+        except AssociationReleased:
+            log.info("association from %s released", self.caller.address)
+        except AssociationError as exc:
+            log.info("association from %s ended: %s", self.caller.address, exc)
+        finally:
+            self.messages.close()
+
+    def _send(self, context_id: int, message: DimseMessage, data: Dataset | None = None) -> None:
+        encoded = None if data is None else encode_dataset(data, self._syntax(context_id))
+        self.messages.send(context_id, message, encoded)
+
+    def _dispatch(self, received: ReceivedMessage) -> None:
+        try:
+            message = self.messages.message_of(received)
+        except DimseError as exc:
+            if exc.status is not None and exc.message_id is not None:
+                field = received.command.command_field or 0
+                self._answer_unknown(
+                    received.context_id, field, exc.message_id, exc.status, str(exc)
+                )
+                return
+            raise
+        if isinstance(message, C_ECHO_RQ):
+            status = self._call(lambda: self.handlers.echo(self.caller))
+            self._send(
+                received.context_id,
+                C_ECHO_RSP(message_id_being_responded_to=message.message_id, status=status),
+            )
+        elif isinstance(message, C_STORE_RQ):
+            self._store(received, message)
+        elif isinstance(message, C_FIND_RQ):
+            self._find(received, message)
+        elif isinstance(message, (C_MOVE_RQ, C_GET_RQ)):
+            self._retrieve(received, message)
+        elif isinstance(message, C_CANCEL_RQ):
+            log.debug(
+                "C-CANCEL for message %d, which is not in progress",
+                message.message_id_being_responded_to,
+            )
+        elif isinstance(message, Request):
+            self._answer_unknown(
+                received.context_id,
+                message.COMMAND_FIELD,
+                message.message_id,
+                UNRECOGNIZED_OPERATION,
+                None,
+            )
+        else:
+            log.warning(
+                "%s sent %s, which a provider does not expect", self.caller.address, message.NAME
+            )
+
+    def _answer_unknown(
+        self, context_id: int, field: int, message_id: int, status: int, comment: str | None
+    ) -> None:
+        # The response of an unknown request: its command field with bit 15 set.
+        command = encode_command(
+            {
+                "CommandField": (field | 0x8000) & 0xFFFF,
+                "MessageIDBeingRespondedTo": message_id,
+                "CommandDataSetType": 0x0101,
+                "Status": status,
+                "ErrorComment": comment[:64] if comment else None,
+            }
+        )
+        for pdu in fragment_message(context_id, command, None, self.messages.max_pdu):
+            self.messages.channel.send_pdata(pdu)
+
+    @staticmethod
+    def _call(action: Callable[[], int]) -> int:
+        try:
+            return action()
+        except HandlerStatus as exc:
+            return exc.status
+        except Exception:
+            log.exception("handler failed")
+            return 0x0110  # Processing failure
+
+    # -- C-STORE ----------------------------------------------------------------------
+
+    def _store(self, received: ReceivedMessage, request: C_STORE_RQ) -> None:
+        data = received.data_set
+        # A data set streamed into a handler's sink comes back as that sink.
+        handed_back: object = data
+        if received.error is not None:
+            log.error("storing %s failed: %s", request.affected_sop_instance_uid, received.error)
+            status = OUT_OF_RESOURCES
+        elif isinstance(handed_back, StoreSink):
+            status = self._call(handed_back.commit)
+        elif data is None:
+            status = CANNOT_UNDERSTAND
+        else:
+            payload = data
+            status = self._call(
+                lambda: self.handlers.store(
+                    self.caller, request, payload, self._syntax(received.context_id)
+                )
+            )
+        log.info(
+            "C-STORE %s from %s: %04X",
+            request.affected_sop_instance_uid,
+            self.caller.calling_ae,
+            status,
+        )
+        self._send(
+            received.context_id,
+            C_STORE_RSP(
+                message_id_being_responded_to=request.message_id,
+                status=status,
+                affected_sop_class_uid=request.affected_sop_class_uid,
+                affected_sop_instance_uid=request.affected_sop_instance_uid,
+            ),
+        )
+
+    # -- C-FIND -----------------------------------------------------------------------
+
+    def _identifier(self, received: ReceivedMessage) -> Dataset:
+        data = received.data_set
+        if data is None:
+            raise HandlerStatus(CANNOT_UNDERSTAND, "the request has no identifier")
+        if not isinstance(data, bytes):
+            data = data.read()
+        try:
+            return decode_dataset(data, self._syntax(received.context_id))
+        except DimseError as exc:
+            raise HandlerStatus(CANNOT_UNDERSTAND, str(exc)[:64]) from exc
+
+    def _cancelled(self, message_id: int) -> bool:
+        """Whether a C-CANCEL for `message_id` has arrived (never waits)."""
+        while True:
+            pdu = self.messages.channel.poll()
+            if pdu is None:
+                return False
+            for message in self.messages.reassembler.feed(pdu):
+                try:
+                    parsed = self.messages.message_of(message)
+                except DimseError:
+                    continue
+                if (
+                    isinstance(parsed, C_CANCEL_RQ)
+                    and parsed.message_id_being_responded_to == message_id
+                ):
+                    return True
+                log.warning(
+                    "%s sent %s during an operation; ignored", self.caller.address, parsed.NAME
+                )
+
+    def _find(self, received: ReceivedMessage, request: C_FIND_RQ) -> None:
+        context_id = received.context_id
+
+        def respond(
+            status: int, identifier: Dataset | None = None, comment: str | None = None
+        ) -> None:
+            self._send(
+                context_id,
+                C_FIND_RSP(
+                    message_id_being_responded_to=request.message_id,
+                    status=status,
+                    affected_sop_class_uid=request.affected_sop_class_uid,
+                    error_comment=comment,
+                ),
+                identifier,
+            )
+
+        count = 0
+        try:
+            identifier = self._identifier(received)
+            for match in self.handlers.find(self.caller, request, identifier):
+                if self._cancelled(request.message_id):
+                    respond(CANCEL)
+                    return
+                respond(PENDING, match)
+                count += 1
+        except HandlerStatus as exc:
+            respond(exc.status, comment=exc.comment)
+            return
+        except Exception as exc:
+            log.exception("C-FIND handler failed")
+            respond(0xC001, comment=str(exc)[:64])
+            return
+        log.info("C-FIND from %s: %d matches", self.caller.calling_ae, count)
+        respond(SUCCESS)
+
+    # -- C-MOVE and C-GET ---------------------------------------------------------------
+
+    def _retrieve(self, received: ReceivedMessage, request: C_MOVE_RQ | C_GET_RQ) -> None:
+        context_id = received.context_id
+        kind = C_MOVE_RSP if isinstance(request, C_MOVE_RQ) else C_GET_RSP
+        counts = {"remaining": 0, "completed": 0, "failed": 0, "warning": 0}
+        failed: list[str] = []
+
+        def respond(status: int, comment: str | None = None, final: bool = False) -> None:
+            identifier = None
+            if final and failed:
+                identifier = Dataset()
+                identifier.FailedSOPInstanceUIDList = failed
+            pending = status == PENDING
+            self._send(
+                context_id,
+                kind(
+                    message_id_being_responded_to=request.message_id,
+                    status=status,
+                    affected_sop_class_uid=request.affected_sop_class_uid,
+                    error_comment=comment,
+                    number_of_remaining_suboperations=counts["remaining"]
+                    if pending or status == CANCEL
+                    else None,
+                    number_of_completed_suboperations=counts["completed"],
+                    number_of_failed_suboperations=counts["failed"],
+                    number_of_warning_suboperations=counts["warning"],
+                ),
+                identifier,
+            )
+
+        try:
+            identifier = self._identifier(received)
+            files = self.handlers.retrieve(self.caller, request, identifier)
+            infos = [read_part10_info(path) for path in files]
+            counts["remaining"] = len(infos)
+            if isinstance(request, C_MOVE_RQ):
+                sender = self._move_sender(request)
+            else:
+                sender = self._get_sender()
+            cancelled = False
+            with sender(infos) as send:
+                for info in infos:
+                    if self._cancelled(request.message_id):
+                        cancelled = True
+                        break
+                    status = send(info)
+                    counts["remaining"] -= 1
+                    if status == SUCCESS:
+                        counts["completed"] += 1
+                    elif 0xB000 <= status <= 0xBFFF or status in (0x0001, 0x0107, 0x0116):
+                        counts["warning"] += 1
+                    else:
+                        counts["failed"] += 1
+                        failed.append(info.sop_instance_uid)
+                    if counts["remaining"]:
+                        respond(PENDING)
+            if cancelled:
+                respond(CANCEL, final=True)
+                return
+        except HandlerStatus as exc:
+            respond(exc.status, exc.comment, final=True)
+            return
+        except AssociationError:
+            raise
+        except Exception as exc:
+            log.exception("retrieve failed")
+            respond(UNABLE_TO_PERFORM_SUB_OPERATIONS, str(exc)[:64], final=True)
+            return
+        if counts["failed"] and not counts["completed"] and not counts["warning"]:
+            final_status = UNABLE_TO_PERFORM_SUB_OPERATIONS
+        elif counts["failed"] or counts["warning"]:
+            final_status = SUB_OPERATIONS_FAILED
+        else:
+            final_status = SUCCESS
+        log.info(
+            "%s from %s: %d completed, %d failed, %d warning",
+            kind.__name__[:6].replace("_", "-"),
+            self.caller.calling_ae,
+            counts["completed"],
+            counts["failed"],
+            counts["warning"],
+        )
+        respond(final_status, final=True)
+
+    def _move_sender(self, request: C_MOVE_RQ) -> Callable[[list[Part10Info]], _SubOperations]:
+        address = self.handlers.destination(self.caller, request.move_destination.strip())
+        if address is None:
+            raise HandlerStatus(
+                MOVE_DESTINATION_UNKNOWN,
+                f"unknown move destination {request.move_destination.strip()}",
+            )
+        provider = self.provider
+
+        def open_sender(infos: list[Part10Info]) -> _SubOperations:
+            return _MoveSubOperations(provider, address, request, self.caller, infos)
+
+        return open_sender
+
+    def _get_sender(self) -> Callable[[list[Part10Info]], _SubOperations]:
+        def open_sender(infos: list[Part10Info]) -> _SubOperations:
+            return _GetSubOperations(self)
+
+        return open_sender
+
+
+class _SubOperations:
+    """A context manager that sends one instance per call and returns its status."""
+
+    def __enter__(self) -> Callable[[Part10Info], int]:
+        return self.send
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def send(self, info: Part10Info) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _MoveSubOperations(_SubOperations):
+    """C-STORE sub-operations on a new association to the move destination."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        address: tuple[str, int],
+        request: C_MOVE_RQ,
+        caller: Caller,
+        infos: list[Part10Info],
+    ) -> None:
+        from dimse import client
+
+        self.request = request
+        self.caller = caller
+        self.association: client.Association | None = None
+        if not infos:
+            return
+        try:
+            self.association = client.connect(
+                address[0],
+                address[1],
+                calling_ae=provider.ae_title,
+                called_ae=request.move_destination.strip(),
+                contexts=client.store_contexts(infos),
+                timeouts=provider.timeouts,
+            )
+        except (AssociationError, OSError) as exc:
+            raise HandlerStatus(
+                UNABLE_TO_PERFORM_SUB_OPERATIONS, f"move destination: {exc}"[:64]
+            ) from exc
+
+    def send(self, info: Part10Info) -> int:
+        from dimse.client import NoPresentationContext
+
+        if self.association is None:
+            return UNABLE_TO_PERFORM_SUB_OPERATIONS
+        try:
+            result = self.association.store(
+                info.path, move_originator=(self.caller.calling_ae, self.request.message_id)
+            )
+        except NoPresentationContext:
+            return SOP_CLASS_NOT_SUPPORTED
+        except AssociationError as exc:
+            log.warning("move sub-operation failed: %s", exc)
+            self.association = None
+            return UNABLE_TO_PERFORM_SUB_OPERATIONS
+        return result.status.code
+
+    def __exit__(self, *exc: object) -> None:
+        if self.association is not None:
+            try:
+                self.association.release()
+            except AssociationError:
+                pass
+
+
+class _GetSubOperations(_SubOperations):
+    """C-STORE sub-operations on the C-GET's own association (we are SCU of storage)."""
+
+    def __init__(self, session: _Session) -> None:
+        self.session = session
+
+    def send(self, info: Part10Info) -> int:
+        messages = self.session.messages
+        context = messages.find_context(info.sop_class_uid, info.transfer_syntax)
+        if context is None:
+            return SOP_CLASS_NOT_SUPPORTED
+        message_id = messages.next_message_id()
+        messages.send_file(
+            context.context_id,
+            C_STORE_RQ(
+                message_id=message_id,
+                affected_sop_class_uid=info.sop_class_uid,
+                affected_sop_instance_uid=info.sop_instance_uid,
+            ),
+            info,
+        )
+        while True:
+            received = messages.receive(self.session.provider.timeouts.dimse)
+            try:
+                message = messages.message_of(received)
+            except DimseError:
+                continue
+            if (
+                isinstance(message, C_STORE_RSP)
+                and message.message_id_being_responded_to == message_id
+            ):
+                return message.status
+            if isinstance(message, C_CANCEL_RQ):
+                messages.push_back(received)  # the retrieve loop sees it at its next check
+                continue
+            log.warning("ignoring %s during a C-GET sub-operation", message.NAME)
+
+
+class Provider:
+    """A DICOM server: a `Server` whose associations the `handlers` serve."""
+
+    def __init__(
+        self,
+        handlers: Handlers,
+        *,
+        ae_title: str = "DICOMSCP",
+        host: str = "0.0.0.0",
+        port: int = 11112,
+        timeouts: Timeouts = Timeouts(),
+        max_associations: int = 64,
+        max_pdu: int = 16384,
+        check_called_ae: bool = False,
+        calling_ae_allowed: Callable[[str], bool] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.handlers = handlers
+        self.ae_title = ae_title
+        self.timeouts = timeouts
+        self.policy = AcceptorPolicy(
+            ae_title=ae_title,
+            contexts=handlers.contexts(),
+            check_called_ae=check_called_ae,
+            calling_ae_allowed=calling_ae_allowed,
+            max_pdata_length=max_pdu,
+        )
+        self.server = Server(
+            host,
+            port,
+            lambda request: handlers.accept(request, self.policy),
+            self._serve,
+            max_associations=max_associations,
+            timeouts=timeouts,
+            ssl_context=ssl_context,
+            max_pdata_length=max_pdu,
+        )
+        self._stopped = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def _serve(self, channel: Channel) -> None:
+        _Session(self, channel).run()
+
+    def start(self) -> Provider:
+        self.server.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        self.server.shutdown(timeout)
+        self._stopped.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stopped.wait(timeout)
+
+    def __enter__(self) -> Provider:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,142 @@
+"""Writing received instances to disk so that an acknowledged one is never lost.
+
+Each instance goes to a temporary file in the destination directory, is flushed
+and fsynced, renamed to its final name, and the directory is fsynced; only then may
+its C-STORE be answered with success. The final name comes from `dimse.naming`,
+never from raw text, so nothing is written outside the directory. A failed write
+(a full disk) removes the temporary file and is reported as 0xA700, Out of
+Resources, by the caller.
+
+The instance is kept as received: a file meta group (PS3.10) in front of the data
+set bytes exactly as they came, in the transfer syntax of their context.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+from dimse.files import part10_bytes_header
+from dimse.naming import instance_file_name
+
+TEMP_PREFIX = ".incoming-"
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (POSIX: fsync the directory itself)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class PendingInstance:
+    """A file being received: write the data set bytes, then `commit()` or `discard()`."""
+
+    def __init__(self, directory: Path, final_name: str, header: bytes, fsync: bool) -> None:
+        self.directory = directory
+        self.final_path = directory / final_name
+        self._fsync = fsync
+        handle, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=directory)
+        self.temp_path = Path(name)
+        self.file: BinaryIO = os.fdopen(handle, "wb")
+        self.size = 0
+        self.committed = False
+        try:
+            self.write(header)
+        except BaseException:
+            self.discard()
+            raise
+
+    def write(self, data: ReadableBuffer) -> int:
+        written = self.file.write(data)
+        self.size += written
+        return written
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:
+        """Closing what was not committed gives it up (the reassembler closes a sink
+        when its message is lost)."""
+        if not self.committed:
+            self.discard()
+
+    def commit(self, replace: bool = True) -> Path:
+        """Make the file durable under its final name. With `replace=False` an
+        existing file of that name is kept and this one discarded (FileExistsError)."""
+        try:
+            self.file.flush()
+            if self._fsync:
+                os.fsync(self.file.fileno())
+            self.file.close()
+            if replace:
+                os.replace(self.temp_path, self.final_path)
+            else:
+                os.link(self.temp_path, self.final_path)  # fails if it exists: atomic
+                os.unlink(self.temp_path)
+        except BaseException:
+            self.discard()
+            raise
+        self.committed = True
+        if self._fsync:
+            fsync_directory(self.directory)
+        return self.final_path
+
+    def discard(self) -> None:
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        try:
+            self.temp_path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+class InstanceWriter:
+    """Writes instances as `<directory>/<SOP Instance UID>.dcm`."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.fsync = fsync
+
+    def open(
+        self, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str
+    ) -> PendingInstance:
+        header = part10_bytes_header(sop_class_uid, sop_instance_uid, transfer_syntax)
+        return PendingInstance(
+            self.directory, instance_file_name(sop_instance_uid), header, self.fsync
+        )
+
+    def write(
+        self,
+        sop_class_uid: str,
+        sop_instance_uid: str,
+        transfer_syntax: str,
+        data: bytes | BinaryIO,
+    ) -> Path:
+        """Write one whole instance from bytes or a readable stream; returns its path."""
+        pending = self.open(sop_class_uid, sop_instance_uid, transfer_syntax)
+        try:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                pending.write(data)
+            else:
+                while chunk := data.read(1 << 20):
+                    pending.write(chunk)
+        except BaseException:
+            pending.discard()
+            raise
+        return pending.commit()

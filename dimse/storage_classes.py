@@ -1,0 +1,53 @@
+"""The Storage SOP classes (PS3.4 B.5), from pydicom's UID dictionary.
+
+An SCP accepts all of them. An SCU that must propose them all at once (C-GET, where
+the instances come back on the same association) can fit at most 128 presentation
+contexts, so `STORAGE_SOP_CLASSES` starts with the classes met most in practice.
+"""
+
+from __future__ import annotations
+
+from pydicom._uid_dict import UID_dictionary
+
+# The classes every archive sees daily, first, so that a C-GET proposing a subset
+# still covers them.
+_COMMON = (
+    "1.2.840.10008.5.1.4.1.1.2",  # CT Image Storage
+    "1.2.840.10008.5.1.4.1.1.4",  # MR Image Storage
+    "1.2.840.10008.5.1.4.1.1.1",  # Computed Radiography Image Storage
+    "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray Image Storage - For Presentation
+    "1.2.840.10008.5.1.4.1.1.1.2",  # Digital Mammography X-Ray - For Presentation
+    "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image Storage
+    "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame Image Storage
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image Storage
+    "1.2.840.10008.5.1.4.1.1.20",  # Nuclear Medicine Image Storage
+    "1.2.840.10008.5.1.4.1.1.128",  # Positron Emission Tomography Image Storage
+    "1.2.840.10008.5.1.4.1.1.481.1",  # RT Image Storage
+    "1.2.840.10008.5.1.4.1.1.481.2",  # RT Dose Storage
+    "1.2.840.10008.5.1.4.1.1.481.3",  # RT Structure Set Storage
+    "1.2.840.10008.5.1.4.1.1.481.5",  # RT Plan Storage
+    "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR Storage
+    "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR Storage
+    "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR Storage
+    "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF Storage
+    "1.2.840.10008.5.1.4.1.1.11.1",  # Grayscale Softcopy Presentation State Storage
+    "1.2.840.10008.5.1.4.1.1.12.1",  # X-Ray Angiographic Image Storage
+)
+
+
+def _all_storage_classes() -> tuple[str, ...]:
+    found = [
+        uid
+        for uid, (name, kind, _info, retired, _keyword) in UID_dictionary.items()
+        if kind == "SOP Class"
+        and "Storage" in name
+        and "Commitment" not in name
+        and uid.startswith("1.2.840.10008.5.1.4.1.1.")
+        and retired != "Retired"
+    ]
+    rest = sorted(set(found) - set(_COMMON))
+    return _COMMON + tuple(rest)
+
+
+STORAGE_SOP_CLASSES: tuple[str, ...] = _all_storage_classes()
+STORAGE_SOP_CLASS_SET = frozenset(STORAGE_SOP_CLASSES)

@@ -1,0 +1,130 @@
+"""A storage SCP that writes what it receives to a directory: the receiving end of
+`dicomscu --move`, and a small example of the `Handlers` hook API.
+
+Every storage SOP class is accepted, in any transfer syntax offered; each instance
+is streamed to `OUTPUT/<SOP Instance UID>.dcm` (names from validated UIDs only, see
+`dimse.naming`) and made durable before success is answered.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+from dimse.messages import C_STORE_RQ
+from dimse.results import ReceivedInstance
+from dimse.scp import OUT_OF_RESOURCES, SUCCESS, Caller, Handlers, Provider, StoreSink
+from dimse.storage import InstanceWriter, PendingInstance
+from dul.transport import Timeouts
+
+
+class _PendingSink(StoreSink):
+    def __init__(
+        self, pending: PendingInstance, on_commit: _Recorder, record: ReceivedInstance
+    ) -> None:
+        self.pending = pending
+        self.on_commit = on_commit
+        self.record = record
+
+    def write(self, data: ReadableBuffer) -> int:
+        return self.pending.write(data)
+
+    def flush(self) -> None:
+        self.pending.flush()
+
+    def close(self) -> None:
+        self.pending.close()
+
+    def commit(self) -> int:
+        try:
+            path = self.pending.commit()
+        except OSError:
+            return OUT_OF_RESOURCES
+        self.on_commit(
+            ReceivedInstance(
+                self.record.sop_class_uid,
+                self.record.sop_instance_uid,
+                self.record.transfer_syntax,
+                path,
+            )
+        )
+        return SUCCESS
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.received: list[ReceivedInstance] = []
+
+    def __call__(self, instance: ReceivedInstance) -> None:
+        with self.lock:
+            self.received.append(instance)
+
+
+class DirectoryStorage(Handlers):
+    """Handlers that keep every instance received in one directory."""
+
+    serves_storage = True
+
+    def __init__(self, output: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.writer = InstanceWriter(output, fsync=fsync)
+        self.recorder = _Recorder()
+
+    def open_store(
+        self, caller: Caller, request: C_STORE_RQ, transfer_syntax: str
+    ) -> StoreSink | None:
+        try:
+            pending = self.writer.open(
+                request.affected_sop_class_uid, request.affected_sop_instance_uid, transfer_syntax
+            )
+        except OSError:
+            return None  # then `store` answers Out of Resources
+        record = ReceivedInstance(
+            request.affected_sop_class_uid, request.affected_sop_instance_uid, transfer_syntax, None
+        )
+        return _PendingSink(pending, self.recorder, record)
+
+    def store(
+        self, caller: Caller, request: C_STORE_RQ, data: bytes | object, transfer_syntax: str
+    ) -> int:
+        return OUT_OF_RESOURCES  # reached only when open_store could not open a file
+
+
+class StorageSCP:
+    """`with StorageSCP(output, ae_title, port) as scp:` ... `scp.received`."""
+
+    def __init__(
+        self,
+        output: str | os.PathLike[str],
+        *,
+        ae_title: str = "DICOMSCU",
+        port: int = 0,
+        host: str = "0.0.0.0",
+        timeouts: Timeouts = Timeouts(),
+    ) -> None:
+        self.output = Path(output)
+        self.handlers = DirectoryStorage(output)
+        self.provider = Provider(
+            self.handlers, ae_title=ae_title, host=host, port=port, timeouts=timeouts
+        )
+
+    @property
+    def port(self) -> int:
+        return self.provider.port
+
+    @property
+    def received(self) -> list[ReceivedInstance]:
+        with self.handlers.recorder.lock:
+            return list(self.handlers.recorder.received)
+
+    def __enter__(self) -> StorageSCP:
+        self.provider.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.provider.stop()
