@@ -1,0 +1,5 @@
+"""`python -m cli` runs dicomscu."""
+
+from cli.dicomscu import main
+
+raise SystemExit(main())

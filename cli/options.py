@@ -1,0 +1,175 @@
+"""What dicomscu's command line means: `resolve()` turns the arguments parsed by
+`cli.parser` into `Settings`, applying gdcmscu's rules:
+
+- positionals: HOSTNAME, or HOSTNAME PORT, or HOSTNAME PORT FILE...; the files replace
+  any -i files, and the positionals win over -H and -p (gdcmscu reads them last);
+- several operations: the first in gdcmscu's order runs (echo, store, find, move, get,
+  worklist), and we say which;
+- AE titles are checked (at most 16 characters, PS3.5 AE) before anything connects.
+
+`UsageError` is a command line that cannot run as written (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cli.parser import DEFAULT_MAX_PDU, PRIORITIES, port_number
+from dimse.models import Root
+from dul.transport import Timeouts
+
+DEFAULT_PORT = 104
+OPERATION_ORDER = ("echo", "store", "find", "move", "get", "worklist")
+MAX_AE_LENGTH = 16
+
+
+class UsageError(ValueError):
+    """The command line cannot run as written; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to do, resolved from the command line."""
+
+    operation: str
+    host: str
+    port: int
+    calling_ae: str
+    called_ae: str
+    files: tuple[Path, ...] = ()
+    recursive: bool = False
+    roots: tuple[Root, ...] = ()
+    levels: tuple[str, ...] = ()
+    key_arguments: tuple[str, ...] = ()
+    store_query: Path | None = None
+    json: bool = False
+    output: Path = field(default_factory=Path)
+    port_scp: int | None = None
+    move_destination: str | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    max_pdu: int = DEFAULT_MAX_PDU
+    priority: int = PRIORITIES["low"]
+    notes: tuple[str, ...] = ()  # warnings about the command line, to print
+
+
+def check_ae_title(title: str, option: str) -> str:
+    """`title` if it is a valid AE title (PS3.5 AE); else UsageError."""
+    if not title.strip(" "):
+        raise UsageError(f"{option}: an AE title cannot be empty")
+    if len(title) > MAX_AE_LENGTH:
+        raise UsageError(
+            f"{option} {title!r}: an AE title has at most {MAX_AE_LENGTH} characters "
+            f"(PS3.5, VR AE); this one has {len(title)}"
+        )
+    if "\\" in title or any(ord(c) < 0x20 or ord(c) > 0x7E for c in title):
+        raise UsageError(
+            f"{option} {title!r}: an AE title holds printable ASCII characters only, "
+            "without backslash (PS3.5, VR AE)"
+        )
+    return title
+
+
+def _timeouts(args: argparse.Namespace) -> Timeouts:
+    def pick(specific: float | None, default: float | None) -> float | None:
+        value = specific if specific is not None else args.timeout
+        if value is None:
+            return default
+        return None if value == 0 else value
+
+    base = Timeouts()
+    return Timeouts(
+        connect=pick(args.connect_timeout, base.connect),
+        acse=pick(args.acse_timeout, base.acse),
+        dimse=pick(args.dimse_timeout, base.dimse),
+        idle=base.idle,
+        artim=base.artim,
+    )
+
+
+def choose_operation(given: list[str]) -> tuple[str, str | None]:
+    """The operation to run and, when several were given, a note saying which runs."""
+    distinct = list(dict.fromkeys(given))
+    if not distinct:
+        return "echo", None
+    chosen = min(distinct, key=OPERATION_ORDER.index)
+    if len(distinct) == 1:
+        return chosen, None
+    given_text = " ".join(f"--{name}" for name in distinct)
+    return chosen, (
+        f"several operations were given ({given_text}); running --{chosen}, the first "
+        f"in gdcmscu's order ({', '.join(OPERATION_ORDER)})"
+    )
+
+
+def resolve(args: argparse.Namespace) -> Settings:
+    """Settings from parsed arguments, by gdcmscu's rules; UsageError if they cannot run."""
+    notes: list[str] = []
+    operation, note = choose_operation(args.operations or [])
+    if note:
+        notes.append(note)
+
+    host: str | None = args.hostname
+    port: int = args.port if args.port is not None else DEFAULT_PORT
+    files = [Path(p) for p in args.input]
+    positionals: list[str] = args.positionals
+    if positionals:
+        host = positionals[0]
+    if len(positionals) >= 2:
+        try:
+            port = port_number(positionals[1])
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"PORT (the second positional argument): {exc}") from None
+    if len(positionals) >= 3:
+        files = [Path(p) for p in positionals[2:]]
+    if not host:
+        raise UsageError("a HOSTNAME is needed: dicomscu [OPTION]... HOSTNAME [PORT] [FILE]...")
+
+    calling = check_ae_title(args.aetitle, "--aetitle")
+    called = check_ae_title(args.call, "--call")
+    destination = args.move_destination
+    if destination is not None:
+        check_ae_title(destination, "--move-destination")
+
+    if operation == "store" and not files:
+        raise UsageError("--store needs files: give them after HOSTNAME PORT, or with -i FILE")
+    if operation != "store" and files:
+        notes.append(f"files are only sent by --store; --{operation} ignores them")
+    if operation in ("echo", "store") and args.store_query is not None:
+        notes.append(f"--store-query writes a query; --{operation} has none, so no file is written")
+    if operation == "move":
+        third_party = destination is not None and destination != calling
+        if args.port_scp is None and not third_party:
+            raise UsageError(
+                "--move needs --port-scp PORT: the server sends the instances to our AE title "
+                f"{calling!r} on that port, which the server must know (its configuration maps "
+                "the AE title to this host and port); or --move-destination AE to send them "
+                "to another AE"
+            )
+        if third_party and args.port_scp is not None:
+            notes.append(f"--port-scp is not used: the instances go to {destination!r}, not to us")
+    if operation != "move" and destination is not None:
+        notes.append(f"--move-destination is only used by --move; --{operation} ignores it")
+
+    return Settings(
+        operation=operation,
+        host=host,
+        port=port,
+        calling_ae=calling,
+        called_ae=called,
+        files=tuple(files),
+        recursive=args.recursive,
+        roots=tuple(args.roots or ()),
+        levels=tuple(args.levels or ()),
+        key_arguments=tuple(args.keys),
+        store_query=args.store_query,
+        json=args.json,
+        output=args.output if args.output is not None else Path.cwd(),
+        port_scp=args.port_scp,
+        move_destination=destination,
+        timeouts=_timeouts(args),
+        max_pdu=args.max_pdu,
+        priority=PRIORITIES[args.priority],
+        notes=tuple(notes),
+    )

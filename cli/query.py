@@ -1,0 +1,173 @@
+"""The identifier of a C-FIND, C-MOVE or C-GET, built as gdcmscu builds it.
+
+- (0008,0005) Specific Character Set from the locale (`cli.charset`), always.
+- (0008,0052) Query/Retrieve Level: PATIENT, STUDY (the default), SERIES or IMAGE.
+- The unique keys of the levels above the query level, empty, so that each answer can
+  be placed in the hierarchy (PS3.4 C.4.1.2.1): Patient ID above STUDY in the Patient
+  Root model, Study Instance UID above SERIES, Series Instance UID above IMAGE.
+- The user's keys, each replacing an automatic one with the same tag.
+
+A Modality Worklist query (PS3.4 K.6) has no levels: the user's keys and (0008,0005).
+
+`QueryError` is a query that cannot be sent as asked; its message says what to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PersonName
+
+from cli.charset import cannot_encode
+from cli.keys import Key
+from cli.uids import make_uid
+from dimse.datasets import EXPLICIT_VR_LITTLE_ENDIAN, encode_dataset
+from dimse.files import part10_bytes_header
+from dimse.models import MODELS, UNIQUE_KEYS, Root, levels_of
+
+DEFAULT_LEVEL = "STUDY"
+SPECIFIC_CHARACTER_SET = 0x00080005
+QUERY_RETRIEVE_LEVEL = 0x00080052
+WILDCARDS = ("*", "?")
+
+
+class QueryError(ValueError):
+    """A query that cannot be sent as it was asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What to ask: the operation ('find', 'move', 'get' or 'worklist'), the model,
+    the level (None for a worklist), and the identifier to send."""
+
+    operation: str
+    root: Root
+    level: str | None
+    identifier: Dataset
+
+    @property
+    def sop_class_uid(self) -> str:
+        """The SOP Class of the information model for this operation (PS3.4 C.6, K.6)."""
+        uids = MODELS[self.root]
+        uid = {"find": uids.find, "worklist": uids.find, "move": uids.move, "get": uids.get}[
+            self.operation
+        ]
+        assert uid is not None
+        return uid
+
+
+def choose_model(operation: str, roots: list[Root], levels: list[str]) -> tuple[Root, str | None]:
+    """The information model and level for `operation`, or QueryError.
+
+    roots and levels are every --patientroot/--studyroot and --patient/... given.
+    """
+    if operation == "worklist":
+        return Root.WORKLIST, None
+    distinct_roots = list(dict.fromkeys(roots))
+    if not distinct_roots:
+        raise QueryError(
+            f"--{operation} needs an information model: add --patientroot (Patient Root: "
+            "PATIENT, STUDY, SERIES, IMAGE levels) or --studyroot (Study Root: STUDY, "
+            "SERIES, IMAGE levels)"
+        )
+    if len(distinct_roots) > 1:
+        raise QueryError("--patientroot and --studyroot were both given: choose one model")
+    root = distinct_roots[0]
+    distinct_levels = list(dict.fromkeys(levels))
+    if len(distinct_levels) > 1:
+        given = ", ".join(f"--{level.lower()}" for level in distinct_levels)
+        raise QueryError(f"several query levels were given ({given}): choose one")
+    level = distinct_levels[0] if distinct_levels else DEFAULT_LEVEL
+    if level not in levels_of(root):
+        raise QueryError(
+            "the Study Root model has no PATIENT level (PS3.4 C.6.2): query patients "
+            "with --patientroot --patient, or use --studyroot with --study, --series or "
+            "--image"
+        )
+    return root, level
+
+
+def build_identifier(root: Root, level: str | None, keys: list[Key], charset: str) -> Dataset:
+    """The identifier: (0008,0005), (0008,0052), unique keys above the level, user keys."""
+    identifier = Dataset()
+    identifier.add(DataElement(SPECIFIC_CHARACTER_SET, "CS", charset))
+    if level is not None:
+        identifier.add(DataElement(QUERY_RETRIEVE_LEVEL, "CS", level))
+        model_levels = levels_of(root)
+        above = model_levels[: model_levels.index(level)]
+        for upper in above:
+            keyword = UNIQUE_KEYS[upper]
+            tag = _tag_of(keyword)
+            identifier.add(DataElement(tag, dictionary_VR(tag), ""))
+    for key in keys:
+        problem = cannot_encode(key.text, charset)
+        if problem is not None:
+            raise QueryError(
+                f"the value of {key.name} {key.tag_text}: {problem}, the character set of "
+                "this locale; run dicomscu in a UTF-8 locale (e.g. LC_ALL=C.UTF-8)"
+            )
+        identifier.add(DataElement(key.tag, key.vr, key.value()))
+    return identifier
+
+
+def _tag_of(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    assert tag is not None, keyword
+    return tag
+
+
+def build_query(
+    operation: str, roots: list[Root], levels: list[str], keys: list[Key], charset: str
+) -> Query:
+    """The whole query for `operation`; QueryError if the model or level is wrong."""
+    root, level = choose_model(operation, roots, levels)
+    return Query(operation, root, level, build_identifier(root, level, keys, charset))
+
+
+def check_retrieve_keys(query: Query) -> None:
+    """C-MOVE and C-GET match with unique keys, never wildcards (PS3.4 C.4.2.2.1)."""
+    for element in query.identifier:
+        value = element.value
+        values = value if isinstance(value, MultiValue | list | tuple) else [value]
+        for text in (str(v) for v in values if isinstance(v, str | PersonName)):
+            if any(w in text for w in WILDCARDS):
+                raise QueryError(
+                    f"{element.name} {_tag_text(element.tag)} = {text!r}: wildcards (* and ?) "
+                    f"are not allowed in C-{query.operation.upper()} keys (PS3.4 C.4.2.2.1); "
+                    "give the unique key of the entity to retrieve, e.g. --key 20,d=<Study "
+                    "Instance UID>; run the same query with --find first to learn it"
+                )
+
+
+def missing_unique_keys(query: Query) -> list[str]:
+    """The unique keys a retrieve at this level should carry a value for but does not."""
+    if query.level is None:
+        return []
+    levels = levels_of(query.root)
+    wanted = levels[: levels.index(query.level) + 1]
+    missing = []
+    for level in wanted:
+        keyword = UNIQUE_KEYS[level]
+        value = query.identifier.get(keyword)
+        if value is None or value == "":
+            tag = _tag_of(keyword)
+            missing.append(f"{keyword} {_tag_text(tag)}")
+    return missing
+
+
+def _tag_text(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def write_query_file(query: Query, path: Path, root_uid: str | None) -> None:
+    """Write the identifier as a DICOM Part 10 file: preamble, DICM, file meta group
+    (Media Storage SOP Class = the information model's SOP Class, a new Instance UID,
+    Explicit VR Little Endian) and the identifier, as dcmdump and pydicom read it."""
+    header = part10_bytes_header(query.sop_class_uid, make_uid(root_uid), EXPLICIT_VR_LITTLE_ENDIAN)
+    body = encode_dataset(query.identifier, EXPLICIT_VR_LITTLE_ENDIAN)
+    path.write_bytes(header + body)

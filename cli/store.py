@@ -1,0 +1,170 @@
+"""`dicomscu --store`: C-STORE of files and directories over one association.
+
+Where gdcmscu stops at the first file it cannot read, dicomscu reports it, sends the
+rest, and exits 1 at the end. A refused presentation context or a failure status
+(Axxx, Cxxx...) also means exit 1 at the end; warnings (Bxxx, 0001, 0107, 0116) are
+reported and do not fail. A DICOMDIR is skipped with a note: it describes files on a
+medium and is not an instance to store.
+
+The presentation contexts come from `client.store_contexts`: one per SOP Class and
+transfer syntax of the files, plus the other uncompressed syntaxes for uncompressed
+files, so that a server that refuses a file's own syntax can still be sent it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from cli.association import open_association
+from cli.failures import Context, explain_exception
+from cli.logs import CLI_LOGGER, LIBRARY_LOGGERS
+from cli.options import Settings
+from dimse import client
+from dimse.files import NotDicomFile, Part10Info, read_part10_info
+from dul.errors import AssociationError
+
+log = logging.getLogger("dicomscu")
+
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+
+def collect_files(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], list[str]]:
+    """The files to send, in order, and the problems met (paths that do not exist).
+
+    A directory gives the files in it, sorted by name; with `recursive`, those of its
+    subdirectories too (symbolic links to directories are not followed: no loops).
+    """
+    files: list[Path] = []
+    problems: list[str] = []
+    seen: set[Path] = set()
+
+    def add(path: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            files.append(path)
+
+    for path in paths:
+        if path.is_dir():
+            if recursive:
+                for top, dirs, names in os.walk(path):
+                    dirs.sort()
+                    for name in sorted(names):
+                        candidate = Path(top) / name
+                        if candidate.is_file():
+                            add(candidate)
+            else:
+                for candidate in sorted(path.iterdir()):
+                    if candidate.is_file():
+                        add(candidate)
+        elif path.is_file():
+            add(path)
+        elif path.exists():
+            problems.append(f"{path}: not a regular file or directory; not sent")
+        else:
+            problems.append(f"{path}: no such file or directory; not sent")
+    return files, problems
+
+
+def read_infos(files: list[Path]) -> tuple[list[Part10Info], int]:
+    """The sendable files' Part 10 facts, and how many could not be read (each reported)."""
+    infos: list[Part10Info] = []
+    unreadable = 0
+    for path in files:
+        try:
+            info = read_part10_info(path)
+        except NotDicomFile as exc:
+            log.error("%s; not sent", exc)
+            unreadable += 1
+            continue
+        if info.sop_class_uid == MEDIA_STORAGE_DIRECTORY:
+            log.warning("%s is a DICOMDIR (a media directory, not an instance); not sent", path)
+            continue
+        infos.append(info)
+    return infos, unreadable
+
+
+@contextlib.contextmanager
+def _progress(infos: list[Part10Info], debug: bool) -> Iterator[Iterable[Part10Info]]:
+    """A tqdm bar on stderr when it is a terminal (and -D is not drowning it)."""
+    if debug or not sys.stderr.isatty():
+        yield infos
+        return
+    try:
+        from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+    except ImportError:  # tqdm is a dependency; without it, no bar
+        yield infos
+        return
+    loggers = [logging.getLogger(name) for name in (CLI_LOGGER, *LIBRARY_LOGGERS)]
+    with logging_redirect_tqdm(loggers=loggers):
+        bar = tqdm(infos, desc="C-STORE", unit="file", file=sys.stderr, leave=False)
+        try:
+            yield bar
+        finally:
+            bar.close()
+
+
+def run_store(settings: Settings, context: Context, debug: bool = False) -> int:
+    files, problems = collect_files(settings.files, settings.recursive)
+    for problem in problems:
+        log.error("%s", problem)
+    infos, unreadable = read_infos(files)
+    failures = len(problems) + unreadable
+    if not infos:
+        log.error("no DICOM file to send (%d file(s) looked at)", len(files))
+        return 1
+    try:
+        contexts = client.store_contexts(infos)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 1
+
+    stored = warned = 0
+    sent = 0
+    try:
+        with open_association(settings, contexts) as association, _progress(infos, debug) as items:
+            for info in items:
+                sent += 1
+                try:
+                    result = association.store(info.path, priority=settings.priority)
+                except client.NoPresentationContext as exc:
+                    log.error("%s: not sent: %s", info.path, exc)
+                    failures += 1
+                    continue
+                except NotDicomFile as exc:  # changed on disk since it was read
+                    log.error("%s; not sent", exc)
+                    failures += 1
+                    continue
+                status = result.status
+                if status.is_success:
+                    stored += 1
+                    log.info("%s: stored (%s)", info.path, result.sop_instance_uid)
+                elif status.is_warning:
+                    stored += 1
+                    warned += 1
+                    log.warning("%s: stored with a warning: %s", info.path, status)
+                else:
+                    failures += 1
+                    log.error("%s: C-STORE failed: %s", info.path, status)
+    except AssociationError as exc:
+        log.error("%s", explain_exception(exc, context))
+        if sent:
+            log.error(
+                "%d of %d file(s) were stored before that; the others were not", stored, len(infos)
+            )
+        return 1
+
+    total = len(files) + len(problems)
+    log.info(
+        "%d of %d file(s) stored%s", stored, total, f", {warned} with a warning" if warned else ""
+    )
+    if failures:
+        log.error("%d of %d file(s) were not stored (see above)", failures, total)
+        return 1
+    return 0
