@@ -1,0 +1,175 @@
+"""dicomscp: a DICOM server with an embedded archive.
+
+    dicomscp [--aetitle AE] [--archive DIR] [--config FILE] [PORT]
+
+Serves verification, storage of every storage SOP class (kept as received),
+query/retrieve (C-FIND, C-MOVE, C-GET; patient and study root, every level) and,
+with --worklist, Modality Worklist C-FIND. Logs one line per association and per
+operation on stderr. SIGINT or SIGTERM stops it cleanly: no new associations, and
+the ones in progress are given time to finish what they are storing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from cli.server_config import ConfigError, ServerConfig, load_config, parse_address
+from dimse.archive import Archive, ArchiveLocked
+from dimse.archive_service import ArchiveHandlers
+from dimse.scp import Provider
+from dul.negotiation import valid_ae_title
+
+log = logging.getLogger("dicomscp")
+
+STOP_GRACE_SECONDS = 30.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dicomscp",
+        description="A DICOM server (storage, query/retrieve, worklist) with an embedded archive.",
+        epilog="The configuration file is TOML; see README.md ('dicomscp') for every setting. "
+        "Command-line options override it.",
+    )
+    parser.add_argument("port", nargs="?", type=int, help="TCP port (default 11112; 0 picks a free one)")
+    parser.add_argument("--aetitle", help="our AE title (default DICOMSCP)")
+    parser.add_argument("--archive", type=Path, help="archive folder (default ./dicom-archive)")
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument("--host", help="address to listen on (default 0.0.0.0; '::' for IPv6)")
+    parser.add_argument("--worklist", type=Path, help="folder of worklist files for Modality Worklist C-FIND")
+    parser.add_argument(
+        "--destination",
+        action="append",
+        default=[],
+        metavar="AE=HOST:PORT",
+        help="a C-MOVE destination (repeatable; adds to the configuration's [destinations])",
+    )
+    parser.add_argument("--allow", action="append", default=[], metavar="AE", help="allow this calling AE title only (repeatable)")
+    parser.add_argument("--check-called-ae", action="store_true", help="refuse associations not addressed to our AE title")
+    parser.add_argument("--max-associations", type=int, help="associations served at once (default 64)")
+    parser.add_argument("--no-fsync", action="store_true", help="do not fsync (faster; an acknowledged instance may be lost on power failure)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every operation (default)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    parser.add_argument("-D", "--debug", action="store_true", help="log every PDU and state transition")
+    parser.add_argument("-L", "--log-file", type=Path, help="log to this file instead of stderr")
+    return parser
+
+
+def settings(args: argparse.Namespace) -> ServerConfig:
+    config = load_config(args.config) if args.config else ServerConfig()
+    if args.port is not None:
+        config.port = args.port
+    if args.aetitle:
+        if not valid_ae_title(args.aetitle) or len(args.aetitle) > 16:
+            raise ConfigError(f"--aetitle {args.aetitle!r} is not an AE title (1 to 16 characters)")
+        config.aetitle = args.aetitle
+    if args.archive:
+        config.archive = args.archive
+    if args.host:
+        config.host = args.host
+    if args.worklist:
+        config.worklist = args.worklist
+    for entry in args.destination:
+        ae, sep, address = entry.partition("=")
+        if not sep:
+            raise ConfigError(f"--destination {entry!r} is not AE=HOST:PORT")
+        config.destinations[ae.strip()] = parse_address(address, f"--destination {entry}")
+    if args.allow:
+        config.allowed_calling_aes = frozenset(args.allow)
+    if args.check_called_ae:
+        config.check_called_ae = True
+    if args.max_associations is not None:
+        config.max_associations = args.max_associations
+    if args.no_fsync:
+        config.fsync = False
+    return config
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    handler: logging.Handler = (
+        logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def serve(config: ServerConfig, stop: threading.Event) -> int:
+    """Run the server until `stop` is set; returns the exit status."""
+    try:
+        archive = Archive(config.archive, fsync=config.fsync, duplicate_policy=config.duplicates)  # type: ignore[arg-type]
+    except ArchiveLocked as exc:
+        log.error("%s; is another dicomscp using this archive?", exc)
+        return 1
+    except OSError as exc:
+        log.error("cannot open the archive %s: %s", config.archive, exc.strerror or exc)
+        return 1
+    allowed = config.allowed_calling_aes
+    movers = config.move_allowed_aes
+    handlers = ArchiveHandlers(
+        archive,
+        destinations=config.destinations,
+        worklist=config.worklist,
+        move_allowed=(lambda ae: ae in movers) if movers else None,
+    )
+    try:
+        provider = Provider(
+            handlers,
+            ae_title=config.aetitle,
+            host=config.host,
+            port=config.port,
+            timeouts=config.timeouts,
+            max_associations=config.max_associations,
+            max_pdu=config.max_pdu,
+            check_called_ae=config.check_called_ae,
+            calling_ae_allowed=(lambda ae: ae in allowed) if allowed else None,
+        )
+    except OSError as exc:
+        archive.close()
+        log.error("cannot listen on %s:%s: %s", config.host, config.port, exc.strerror or exc)
+        return 1
+    provider.start()
+    # The first line a script can wait for; it names the port actually bound.
+    print(
+        f"dicomscp: {config.aetitle} listening on {config.host}:{provider.port}, "
+        f"archive {config.archive} ({archive.count()} instances)",
+        file=sys.stderr,
+        flush=True,
+    )
+    stop.wait()
+    log.info("stopping: no new associations; waiting up to %.0f s for those in progress", STOP_GRACE_SECONDS)
+    provider.stop(STOP_GRACE_SECONDS)
+    archive.close()
+    log.info("stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args)
+    try:
+        config = settings(args)
+    except ConfigError as exc:
+        print(f"dicomscp: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return serve(config, stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The handlers of `dicomscp`: verification, storage, query/retrieve and worklist
+(PS3.4 A, B, C, K) over an `Archive` and a worklist folder.
+
+Storage streams each data set into the archive as it arrives (`open_store`), so a
+large instance is never held in memory. C-FIND at every level of the Patient Root
+and Study Root models, and Modality Worklist C-FIND when a folder is configured.
+C-MOVE sends to destinations from configuration only: an AE title the
+configuration does not name is answered A801H, whatever address the caller has.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydicom.dataset import Dataset
+
+from dimse.archive import Archive, PendingStore
+from dimse.messages import C_FIND_RQ, C_GET_RQ, C_MOVE_RQ, C_STORE_RQ
+from dimse.models import LEVELS, MODALITY_WORKLIST_FIND, Root, levels_of, root_of
+from dimse.scp import Caller, Handlers, HandlerStatus, StoreSink
+from dimse.worklist import Worklist
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+log = logging.getLogger("dimse.archive_service")
+
+IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+UNABLE_TO_PROCESS = 0xC000
+
+
+class _ArchiveSink(StoreSink):
+    """A C-STORE data set streamed into the archive."""
+
+    def __init__(self, pending: PendingStore) -> None:
+        self.pending = pending
+
+    def write(self, data: ReadableBuffer) -> int:
+        return self.pending.write(memoryview(data))
+
+    def close(self) -> None:
+        self.pending.discard()  # a no-op once committed
+
+    def commit(self) -> int:
+        return int(self.pending.commit())
+
+
+class ArchiveHandlers(Handlers):
+    """What `dicomscp` serves."""
+
+    serves_storage = True
+    serves_query = True
+
+    def __init__(
+        self,
+        archive: Archive,
+        *,
+        destinations: Mapping[str, tuple[str, int]] | None = None,
+        worklist: Path | None = None,
+        move_allowed: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.archive = archive
+        self.destinations = dict(destinations or {})
+        self.worklist = Worklist(worklist) if worklist is not None else None
+        self.move_allowed = move_allowed
+
+    def contexts(self) -> Mapping[str, Sequence[str]]:
+        supported = dict(super().contexts())
+        if self.worklist is None:
+            supported.pop(MODALITY_WORKLIST_FIND, None)  # refused at negotiation
+        return supported
+
+    # -- storage ------------------------------------------------------------------
+
+    def open_store(self, caller: Caller, request: C_STORE_RQ, transfer_syntax: str) -> StoreSink | None:
+        pending = self.archive.begin_store(
+            request.affected_sop_class_uid, request.affected_sop_instance_uid, transfer_syntax
+        )
+        return _ArchiveSink(pending)
+
+    # -- query ------------------------------------------------------------------------
+
+    @staticmethod
+    def _level(root: Root, identifier: Dataset) -> str:
+        level = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
+        if level not in LEVELS:
+            raise HandlerStatus(
+                UNABLE_TO_PROCESS, f"Query/Retrieve Level {level or '(none)'} is not one of {', '.join(LEVELS)}"
+            )
+        if level not in levels_of(root):
+            raise HandlerStatus(
+                IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, f"the {root.value} root model has no {level} level"
+            )
+        return level
+
+    def find(self, caller: Caller, request: C_FIND_RQ, identifier: Dataset) -> Iterator[Dataset]:
+        root = root_of(request.affected_sop_class_uid)
+        if root is Root.WORKLIST:
+            if self.worklist is None:
+                raise HandlerStatus(0x0122, "no worklist is configured")
+            return self.worklist.find(identifier)
+        if root is None:
+            raise HandlerStatus(0x0122)
+        return self.archive.find(identifier, root, self._level(root, identifier))
+
+    # -- retrieve -----------------------------------------------------------------------
+
+    def retrieve(self, caller: Caller, request: C_MOVE_RQ | C_GET_RQ, identifier: Dataset) -> list[Path]:
+        root = root_of(request.affected_sop_class_uid)
+        if root is None or root is Root.WORKLIST:
+            raise HandlerStatus(0x0122)
+        level = self._level(root, identifier)
+        return [instance.path for instance in self.archive.instances(identifier, root, level)]
+
+    def destination(self, caller: Caller, ae_title: str) -> tuple[str, int] | None:
+        if self.move_allowed is not None and not self.move_allowed(caller.calling_ae):
+            log.warning("C-MOVE from %r refused: not allowed to move", caller.calling_ae)
+            return None
+        return self.destinations.get(ae_title)
