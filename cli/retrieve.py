@@ -16,6 +16,7 @@ Exit status 1 when the final status is a failure, or when a sub-operation failed
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import Callable, Iterator
 
@@ -24,9 +25,12 @@ from cli.failures import Context, explain_exception, explain_status
 from cli.options import Settings
 from cli.query import Query
 from dimse import client
+from dimse.errors import DimseError
+from dimse.models import LEVELS, UNIQUE_KEYS
 from dimse.results import RetrieveResponse
 from dimse.storage import InstanceWriter
 from dimse.storage_scp import StorageSCP
+from dul.errors import AssociationError
 from dul.negotiation import ProposedContext
 
 log = logging.getLogger("dicomscu")
@@ -149,10 +153,33 @@ def run_move(settings: Settings, context: Context, query: Query) -> int:
     return _conclude(final, len(listener.received), settings, context)
 
 
+def _expected_sop_classes(settings: Settings, query: Query) -> list[str] | None:
+    """The SOP classes of the instances a C-GET will bring, from an IMAGE-level C-FIND
+    asking for (0008,0016), so that exactly those are proposed with the SCP role.
+    None when the server does not say: then the common storage classes are proposed."""
+    identifier = copy.deepcopy(query.identifier)  # the C-GET itself sends the original
+    identifier.QueryRetrieveLevel = "IMAGE"
+    for level in LEVELS[LEVELS.index(query.level or "IMAGE") + 1 :]:
+        keyword = UNIQUE_KEYS[level]
+        if keyword not in identifier:
+            setattr(identifier, keyword, "")
+    identifier.SOPClassUID = ""
+    classes: list[str] = []
+    try:
+        with open_association(settings, client.query_contexts(query.root, "find")) as association:
+            for response in association.find(identifier, query.root):
+                if response.identifier is not None and response.identifier.get("SOPClassUID"):
+                    classes.append(str(response.identifier.SOPClassUID))
+    except (AssociationError, client.NoPresentationContext, DimseError) as exc:
+        log.debug("no IMAGE-level C-FIND before the C-GET (%s); proposing the common classes", exc)
+        return None
+    return sorted(set(classes)) or None
+
+
 def run_get(settings: Settings, context: Context, query: Query) -> int:
     settings.output.mkdir(parents=True, exist_ok=True)
     writer = InstanceWriter(settings.output)
-    contexts = client.query_contexts(query.root, "get")
+    contexts = client.query_contexts(query.root, "get", _expected_sop_classes(settings, query))
 
     def start(association: client.Association) -> Iterator[RetrieveResponse]:
         return association.get(query.identifier, query.root, writer, settings.priority)

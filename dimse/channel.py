@@ -13,7 +13,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import BinaryIO
 
+from pydicom.filereader import dcmread
+
 from dimse.commands import Command
+from dimse.datasets import UNCOMPRESSED, encode_dataset
 from dimse.errors import DimseError
 from dimse.files import Part10Info
 from dimse.fragments import Reassembler, ReceivedMessage, fragment_message, fragment_stream
@@ -77,6 +80,27 @@ class MessageChannel:
             return context
         return None
 
+    def store_context(
+        self, sop_class: str, syntax: str | None, *, scp: bool = False
+    ) -> NegotiatedContext | None:
+        """The context on which to send an instance of `sop_class` held in `syntax`:
+        one with that very syntax (sent as it is), else, for an uncompressed (or
+        unknown) syntax, one with any uncompressed syntax (converted on the way)."""
+        if syntax is not None:
+            exact = self.find_context(sop_class, syntax, scp=scp)
+            if exact is not None:
+                return exact
+            if syntax not in UNCOMPRESSED:
+                return None
+        for context in self.contexts.values():
+            if (
+                context.abstract_syntax == sop_class
+                and context.transfer_syntax in UNCOMPRESSED
+                and (context.scp_role or not scp)
+            ):
+                return context
+        return None
+
     # -- sending ----------------------------------------------------------------------
 
     def send(self, context_id: int, message: DimseMessage, data_set: bytes | None = None) -> None:
@@ -104,6 +128,22 @@ class MessageChannel:
                 self.channel.send_pdata(pdu)
                 if progress is not None:
                     progress(len(pdu))
+
+    def send_instance(
+        self,
+        context: NegotiatedContext,
+        message: DimseMessage,
+        info: Part10Info,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """A C-STORE-RQ with a file's data set: streamed as it is when the context's
+        transfer syntax is the file's, else read by pydicom and converted."""
+        if context.transfer_syntax == info.transfer_syntax:
+            self.send_file(context.context_id, message, info, progress)
+            return
+        assert context.transfer_syntax is not None
+        data = encode_dataset(dcmread(info.path), context.transfer_syntax)
+        self.send(context.context_id, message, data)
 
     # -- receiving --------------------------------------------------------------------
 

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pydicom.dataset import Dataset
-from pydicom.filereader import dcmread
 
 from dimse.channel import MessageChannel
 from dimse.commands import Command
-from dimse.datasets import UNCOMPRESSED, decode_dataset, encode_dataset
+from dimse.datasets import COMPRESSED, UNCOMPRESSED, decode_dataset, encode_dataset
 from dimse.errors import DimseError
 from dimse.files import Part10Info, read_part10_info
 from dimse.fragments import ReceivedMessage
@@ -41,6 +40,7 @@ from dimse.messages import (
     C_MOVE_RSP,
     C_STORE_RQ,
     C_STORE_RSP,
+    CommandField,
     Priority,
     Response,
 )
@@ -48,7 +48,7 @@ from dimse.models import MODELS, VERIFICATION, Root
 from dimse.results import FindResponse, ReceivedInstance, RetrieveResponse, StoreResult
 from dimse.status import Status
 from dimse.storage import InstanceWriter, PendingInstance
-from dimse.storage_classes import STORAGE_SOP_CLASSES
+from dimse.storage_classes import COMMON_STORAGE_SOP_CLASSES, STORAGE_SOP_CLASSES
 from dul.errors import AssociationAborted, DulTimeout
 from dul.items import UserIdentityRQSubItem
 from dul.negotiation import NegotiatedContext, ProposedContext, build_request
@@ -99,11 +99,15 @@ def connect(
     return Association(MessageChannel(channel), timeouts)
 
 
-def query_contexts(root: Root, operation: str) -> list[ProposedContext]:
+def query_contexts(
+    root: Root, operation: str, storage_classes: Sequence[str] | None = None
+) -> list[ProposedContext]:
     """The contexts for a query ("find"), a retrieve ("move", "get") and echo.
 
     For "get" the storage classes are proposed too, since the instances come back
-    on the same association (see `get_roles`)."""
+    on the same association (see `get_roles`): `storage_classes` when the caller
+    knows which to expect (each then uncompressed and compressed), else the common
+    classes and as many others as fit."""
     uids = MODELS[root]
     abstract = {"find": uids.find, "move": uids.move, "get": uids.get}[operation]
     if abstract is None:
@@ -113,7 +117,19 @@ def query_contexts(root: Root, operation: str) -> list[ProposedContext]:
         ProposedContext(VERIFICATION, UNCOMPRESSED),
     ]
     if operation == "get":
-        contexts += [ProposedContext(uid, UNCOMPRESSED) for uid in STORAGE_SOP_CLASSES[:125]]
+        # The common classes twice: once uncompressed, once compressed, so that an
+        # instance kept compressed can come back as it is; then as many other classes
+        # as the 128 contexts of PS3.8 9.3.2.2 allow.
+        if storage_classes:
+            for uid in list(dict.fromkeys(storage_classes))[: (128 - len(contexts)) // 2]:
+                contexts.append(ProposedContext(uid, UNCOMPRESSED))
+                contexts.append(ProposedContext(uid, COMPRESSED))
+            return contexts
+        for uid in COMMON_STORAGE_SOP_CLASSES:
+            contexts.append(ProposedContext(uid, UNCOMPRESSED))
+            contexts.append(ProposedContext(uid, COMPRESSED))
+        rest = [uid for uid in STORAGE_SOP_CLASSES if uid not in COMMON_STORAGE_SOP_CLASSES]
+        contexts += [ProposedContext(uid, UNCOMPRESSED) for uid in rest[: 128 - len(contexts)]]
     return contexts
 
 
@@ -236,9 +252,11 @@ class Association:
         message_id = self.messages.next_message_id()
         originator_ae, originator_id = move_originator or (None, None)
         if isinstance(source, Dataset):
-            return self._store_dataset(source, message_id, priority, None, None, move_originator)
+            return self._store_dataset(source, message_id, priority, move_originator)
         info = read_part10_info(source)
-        context = self.messages.find_context(info.sop_class_uid, info.transfer_syntax)
+        context = self.messages.store_context(info.sop_class_uid, info.transfer_syntax)
+        if context is None:
+            raise self._refused(info.sop_class_uid, info.transfer_syntax)
         request = C_STORE_RQ(
             message_id=message_id,
             affected_sop_class_uid=info.sop_class_uid,
@@ -247,17 +265,10 @@ class Association:
             move_originator_aet=originator_ae,
             move_originator_message_id=originator_id,
         )
-        if context is not None:
-            self.messages.send_file(context.context_id, request, info, progress)
-            response, _ = self._response(message_id, C_STORE_RSP)
-            return StoreResult(
-                response.get_status(), info.sop_class_uid, info.sop_instance_uid, info.path
-            )
-        if info.transfer_syntax not in UNCOMPRESSED:
-            raise self._refused(info.sop_class_uid, info.transfer_syntax)
-        dataset = dcmread(info.path)
-        return self._store_dataset(
-            dataset, message_id, priority, info.path, info.transfer_syntax, move_originator
+        self.messages.send_instance(context, request, info, progress)
+        response, _ = self._response(message_id, C_STORE_RSP)
+        return StoreResult(
+            response.get_status(), info.sop_class_uid, info.sop_instance_uid, info.path
         )
 
     def _refused(self, sop_class: str, syntax: str) -> NoPresentationContext:
@@ -278,27 +289,15 @@ class Association:
         dataset: Dataset,
         message_id: int,
         priority: int,
-        path: Path | None,
-        own_syntax: str | None = None,
         move_originator: tuple[str, int] | None = None,
     ) -> StoreResult:
         sop_class = str(dataset.get("SOPClassUID", ""))
         sop_instance = str(dataset.get("SOPInstanceUID", ""))
-        if own_syntax is None:
-            meta = getattr(dataset, "file_meta", None)
-            own_syntax = (
-                str(meta.TransferSyntaxUID)
-                if meta is not None and "TransferSyntaxUID" in meta
-                else None
-            )
-        context = self.messages.find_context(sop_class, own_syntax) if own_syntax else None
-        if context is None and (own_syntax is None or own_syntax in UNCOMPRESSED):
-            candidates = [
-                c
-                for c in self.contexts.values()
-                if c.abstract_syntax == sop_class and c.transfer_syntax in UNCOMPRESSED
-            ]
-            context = candidates[0] if candidates else None
+        meta = getattr(dataset, "file_meta", None)
+        own_syntax = (
+            str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else None
+        )
+        context = self.messages.store_context(sop_class, own_syntax)
         if context is None or context.transfer_syntax is None:
             raise self._refused(sop_class, own_syntax or "any uncompressed transfer syntax")
         data = encode_dataset(dataset, context.transfer_syntax)
@@ -313,7 +312,7 @@ class Association:
         )
         self.messages.send(context.context_id, request, data)
         response, _ = self._response(message_id, C_STORE_RSP)
-        return StoreResult(response.get_status(), sop_class, sop_instance, path)
+        return StoreResult(response.get_status(), sop_class, sop_instance, None)
 
     # -- C-FIND -----------------------------------------------------------------------
 
@@ -451,6 +450,8 @@ class Association:
                 self._cancel_and_drain(context_id, message_id, kind)
 
     def _open_get_sink(self, context_id: int, command: Command) -> BinaryIO | None:
+        if command.command_field != CommandField.C_STORE_RQ:
+            return None  # a response's identifier: kept in memory as usual
         writer = self._get_writer
         context = self.contexts.get(context_id)
         if writer is None or context is None or context.transfer_syntax is None:

@@ -33,6 +33,20 @@ EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 #: The uncompressed syntaxes, in the order we prefer them.
 UNCOMPRESSED = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN)
 
+#: The compressed syntaxes an archive meets most (PS3.5 A.4, A.6, A.8).
+COMPRESSED = (
+    "1.2.840.10008.1.2.4.50",  # JPEG Baseline (Process 1)
+    "1.2.840.10008.1.2.4.51",  # JPEG Extended (Process 2 & 4)
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless, Non-Hierarchical (Process 14)
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless, First-Order Prediction
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS Lossy (Near-Lossless)
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 (Lossless Only)
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+)
+
 #: A deflated data set may not inflate beyond this (a zlib bomb is refused).
 MAX_INFLATED = 256 << 20
 

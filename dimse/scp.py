@@ -463,7 +463,7 @@ class _Session:
             final_status = SUCCESS
         log.info(
             "%s from %s: %d completed, %d failed, %d warning",
-            kind.__name__[:6].replace("_", "-"),
+            "C-MOVE" if kind is C_MOVE_RSP else "C-GET",
             self.caller.calling_ae,
             counts["completed"],
             counts["failed"],
@@ -570,19 +570,21 @@ class _GetSubOperations(_SubOperations):
 
     def send(self, info: Part10Info) -> int:
         messages = self.session.messages
-        context = messages.find_context(info.sop_class_uid, info.transfer_syntax)
+        context = messages.store_context(info.sop_class_uid, info.transfer_syntax, scp=True)
         if context is None:
+            log.warning(
+                "C-GET: the requestor accepted no context (with the SCP role) for %s in %s",
+                info.sop_class_uid,
+                info.transfer_syntax,
+            )
             return SOP_CLASS_NOT_SUPPORTED
         message_id = messages.next_message_id()
-        messages.send_file(
-            context.context_id,
-            C_STORE_RQ(
-                message_id=message_id,
-                affected_sop_class_uid=info.sop_class_uid,
-                affected_sop_instance_uid=info.sop_instance_uid,
-            ),
-            info,
+        request = C_STORE_RQ(
+            message_id=message_id,
+            affected_sop_class_uid=info.sop_class_uid,
+            affected_sop_instance_uid=info.sop_instance_uid,
         )
+        messages.send_instance(context, request, info)
         while True:
             received = messages.receive(self.session.provider.timeouts.dimse)
             try:

@@ -11,7 +11,7 @@ from pydicom._uid_dict import UID_dictionary
 
 # The classes every archive sees daily, first, so that a C-GET proposing a subset
 # still covers them.
-_COMMON = (
+COMMON_STORAGE_SOP_CLASSES = (
     "1.2.840.10008.5.1.4.1.1.2",  # CT Image Storage
     "1.2.840.10008.5.1.4.1.1.4",  # MR Image Storage
     "1.2.840.10008.5.1.4.1.1.1",  # Computed Radiography Image Storage
@@ -45,8 +45,8 @@ def _all_storage_classes() -> tuple[str, ...]:
         and uid.startswith("1.2.840.10008.5.1.4.1.1.")
         and retired != "Retired"
     ]
-    rest = sorted(set(found) - set(_COMMON))
-    return _COMMON + tuple(rest)
+    rest = sorted(set(found) - set(COMMON_STORAGE_SOP_CLASSES))
+    return COMMON_STORAGE_SOP_CLASSES + tuple(rest)
 
 
 STORAGE_SOP_CLASSES: tuple[str, ...] = _all_storage_classes()
