@@ -19,8 +19,8 @@ too, since the abort is the provider's, not a user's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from dul.errors import AbortReason, PduError
 from dul.fsm import Action, Event, State
@@ -54,14 +54,16 @@ from dul.primitives import (
 class Timer(Enum):
     """What an action does to ARTIM (PS3.8 9.1.4)."""
 
+    __hash__ = object.__hash__  # members are singletons: identity hashing, in C
+
     KEEP = "keep"
     START = "start"  # start, or restart if running
     STOP = "stop"
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What an action may read of the machine."""
+class Context(NamedTuple):
+    """What an action may read of the machine. (NamedTuples here and in `Step`:
+    one is made per event, on the path of every P-DATA.)"""
 
     state: State
     event: Event
@@ -70,8 +72,7 @@ class Context:
     provider_check: Callable[[A_ASSOCIATE_RQ], A_ASSOCIATE_RJ | None]
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     next_state: State
     outputs: tuple[Output, ...] = ()
     timer: Timer = Timer.KEEP

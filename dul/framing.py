@@ -91,7 +91,8 @@ class Framer:
         if available < total:
             self._compact()
             return None
-        raw = bytes(self._buffer[self._start : self._start + total])
+        with memoryview(self._buffer) as view:  # one copy, not two; released at once
+            raw = bytes(view[self._start : self._start + total])
         self._start += total
         return raw
 

@@ -26,6 +26,10 @@ from enum import Enum, unique
 class State(Enum):
     """The states of PS3.8 Table 9-10, with their definitions."""
 
+    # Members are singletons: hash them by identity, in C. (Enum's own __hash__
+    # is Python code, and the table is looked up on every event.)
+    __hash__ = object.__hash__
+
     Sta1 = "Idle"
     Sta2 = "Transport connection open (Awaiting A-ASSOCIATE-RQ PDU)"
     Sta3 = "Awaiting local A-ASSOCIATE response primitive (from local user)"
@@ -46,6 +50,8 @@ class State(Enum):
 @unique
 class Event(Enum):
     """The events of PS3.8 Table 9-10."""
+
+    __hash__ = object.__hash__
 
     Evt1 = "A-ASSOCIATE Request (local user)"
     Evt2 = "Transport Connect Confirm (local transport service)"
@@ -76,6 +82,8 @@ class Action(Enum):
     is an alias of it, not a member. AR-5 and AA-5 have the same wording in the
     standard ("Stop ARTIM timer"), so AA-5's value names its table too.
     """
+
+    __hash__ = object.__hash__
 
     AE_1 = "Issue TRANSPORT CONNECT request primitive to local transport service"
     AE_2 = "Send A-ASSOCIATE-RQ-PDU"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dul.actions import ACTIONS, Context, Timer
 from dul.errors import LocalProtocolError, PduError, StateTableError
@@ -49,8 +49,9 @@ PDU_EVENTS = {
 DEFAULT_ARTIM_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
+class Transition(NamedTuple):
+    """One step of the machine, as recorded: `Sta6 + Evt12 -> AR-2 -> Sta8`."""
+
     state: State
     event: Event
     action: Action
