@@ -4,6 +4,10 @@ Echo, find, worklist and move propose their one SOP Class in Implicit VR Little
 Endian only, as gdcmscu does: every SCP must accept it (PS3.5 10.1), and the responses
 then print as gdcmscu prints them, `(0010,0010) ?? (PN) [...]`. Store and get propose
 more (`client.store_contexts`, `client.query_contexts`): the instances' own syntaxes.
+
+TLS and the user identity come from `settings` (`--tls*`, `--username`...). With
+`--identity-response`, an association whose A-ASSOCIATE-AC does not confirm the
+identity (no 59H sub-item, PS3.7 D.3.3.7) is aborted: the user asked for proof.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from cli.options import Settings
 from dimse import client
 from dimse.datasets import IMPLICIT_VR_LITTLE_ENDIAN
+from dimse.identity import describe
+from dul.errors import AssociationError, AssociationRejected
 from dul.negotiation import ProposedContext
 
 log = logging.getLogger("dicomscu")
@@ -23,28 +29,51 @@ def open_association(
     settings: Settings,
     contexts: Sequence[ProposedContext],
     roles: Mapping[str, tuple[bool, bool]] | None = None,
+    async_window: int | None = None,
 ) -> client.Association:
     """An association with the server of `settings`; a context manager that releases it.
 
     Raises the `dul.errors.AssociationError` kinds, each with its reason."""
     log.info(
-        "connecting to %s:%d as %r, calling %r (%d presentation context(s) proposed)",
+        "connecting to %s:%d%s as %r, calling %r (%d presentation context(s) proposed%s)",
         settings.host,
         settings.port,
+        " over TLS" if settings.ssl_context is not None else "",
         settings.calling_ae,
         settings.called_ae,
         len(contexts),
+        "" if settings.user_identity is None else f"; {describe(settings.user_identity)}",
     )
-    return client.connect(
-        settings.host,
-        settings.port,
-        calling_ae=settings.calling_ae,
-        called_ae=settings.called_ae,
-        contexts=list(contexts),
-        roles=roles,
-        timeouts=settings.timeouts,
-        max_pdu=settings.max_pdu,
-    )
+    try:
+        association = client.connect(
+            settings.host,
+            settings.port,
+            calling_ae=settings.calling_ae,
+            called_ae=settings.called_ae,
+            contexts=list(contexts),
+            roles=roles,
+            timeouts=settings.timeouts,
+            max_pdu=settings.max_pdu,
+            ssl_context=settings.ssl_context,
+            async_window=async_window,
+            user_identity=settings.user_identity,
+        )
+    except AssociationRejected as exc:
+        if settings.user_identity is not None and (exc.source, exc.reason) == (2, 1):
+            log.warning(
+                "the server may have refused the user identity (%s): PS3.7 D.3.3.7.3 has a "
+                "server refuse one this way",
+                describe(settings.user_identity),
+            )
+        raise
+    if settings.identity_response and association.identity_response is None:
+        association.abort()
+        raise AssociationError(
+            f"{settings.host}:{settings.port} accepted the association without confirming "
+            f"the user identity (no positive response, PS3.7 D.3.3.7), which "
+            "--identity-response asks for; association aborted"
+        )
+    return association
 
 
 def implicit_only(abstract_syntax: str) -> list[ProposedContext]:

@@ -5,7 +5,11 @@
   any -i files, and the positionals win over -H and -p (gdcmscu reads them last);
 - several operations: the first in gdcmscu's order runs (echo, store, find, move, get,
   worklist), and we say which;
-- AE titles are checked (at most 16 characters, PS3.5 AE) before anything connects.
+- AE titles are checked (at most 16 characters, PS3.5 AE) before anything connects;
+- dicomscu's own security options: `--tls*` make the TLS context (any of them implies
+  --tls; the port is then 2762, DICOM over TLS, when none is given); `--username`,
+  `--password` (or $DICOMSCU_PASSWORD), `--token-file`/`--token-type` make the user
+  identity (PS3.7 D.3.3.7). A file that cannot be used is a usage error.
 
 `UsageError` is a command line that cannot run as written (exit status 2).
 """
@@ -13,14 +17,20 @@
 from __future__ import annotations
 
 import argparse
+import os
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cli.parser import DEFAULT_MAX_PDU, PRIORITIES, port_number
+from dimse import identity
 from dimse.models import Root
+from dul import tls
+from dul.items import UserIdentityRQSubItem
 from dul.transport import Timeouts
 
 DEFAULT_PORT = 104
+PASSWORD_VARIABLE = "DICOMSCU_PASSWORD"
 OPERATION_ORDER = ("echo", "store", "find", "move", "get", "worklist")
 MAX_AE_LENGTH = 16
 
@@ -51,7 +61,12 @@ class Settings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_pdu: int = DEFAULT_MAX_PDU
     priority: int = PRIORITIES["low"]
+    async_window: int | None = None  # --store: asynchronous operations window to propose
+    associations: int = 1  # --store: associations at once
     notes: tuple[str, ...] = ()  # warnings about the command line, to print
+    ssl_context: ssl.SSLContext | None = None
+    user_identity: UserIdentityRQSubItem | None = None
+    identity_response: bool = False  # the server must confirm the identity
 
 
 def check_ae_title(title: str, option: str) -> str:
@@ -88,6 +103,70 @@ def _timeouts(args: argparse.Namespace) -> Timeouts:
     )
 
 
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context the --tls options ask for (None: no TLS)."""
+    given = (args.tls_ca, args.tls_cert, args.tls_key)
+    if not (args.tls or args.tls_no_verify or any(given)):
+        return None
+    if args.tls_no_verify and args.tls_ca is not None:
+        raise UsageError("--tls-no-verify and --tls-ca contradict each other: give one")
+    try:
+        return tls.client_context(
+            args.tls_ca, args.tls_cert, args.tls_key, verify=not args.tls_no_verify
+        )
+    except tls.TlsConfigError as exc:
+        raise UsageError(f"TLS: {exc}") from None
+
+
+def _user_identity(
+    args: argparse.Namespace, secure: bool, notes: list[str]
+) -> UserIdentityRQSubItem | None:
+    """The User Identity sub-item the options ask for (None: none)."""
+    password = args.password
+    if password is None and args.username is not None:
+        password = os.environ.get(PASSWORD_VARIABLE) or None
+    if args.password is not None and args.username is None:
+        raise UsageError("--password goes with --username")
+    if args.username is not None and args.token_file is not None:
+        raise UsageError("--username and --token-file are two identities: give one")
+    if args.identity_response and args.username is None and args.token_file is None:
+        raise UsageError("--identity-response needs an identity: --username or --token-file")
+    wants_response = bool(args.identity_response)
+    token: bytes | None = None
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--token-file {args.token_file}: {exc.strerror or exc}") from None
+        if args.token_type == "jwt":
+            token = token.strip()  # a JWT is text; a final newline is not part of it
+    elif args.username is None:
+        return None
+    elif password is not None:
+        if args.password is not None:
+            notes.append(
+                "--password can be seen by other users of this computer; prefer the "
+                f"environment variable {PASSWORD_VARIABLE}"
+            )
+        if not secure:
+            notes.append(
+                "the password is sent without TLS, readable by anyone on the network; "
+                "use --tls (many servers refuse a password without it)"
+            )
+    try:
+        if token is not None:
+            return identity.token(
+                args.token_type, token, positive_response_requested=wants_response
+            )
+        if password is None:
+            return identity.username(args.username, positive_response_requested=wants_response)
+        return identity.username_password(
+            args.username, password, positive_response_requested=wants_response
+        )
+    except ValueError as exc:
+        raise UsageError(f"user identity: {exc}") from None
+
+
 def choose_operation(given: list[str]) -> tuple[str, str | None]:
     """The operation to run and, when several were given, a note saying which runs."""
     distinct = list(dict.fromkeys(given))
@@ -110,8 +189,11 @@ def resolve(args: argparse.Namespace) -> Settings:
     if note:
         notes.append(note)
 
+    ssl_context = _tls_context(args)
+    user_identity = _user_identity(args, ssl_context is not None, notes)
     host: str | None = args.hostname
-    port: int = args.port if args.port is not None else DEFAULT_PORT
+    default_port = DEFAULT_PORT if ssl_context is None else tls.DICOM_TLS_PORT
+    port: int = args.port if args.port is not None else default_port
     files = [Path(p) for p in args.input]
     positionals: list[str] = args.positionals
     if positionals:
@@ -171,5 +253,10 @@ def resolve(args: argparse.Namespace) -> Settings:
         timeouts=_timeouts(args),
         max_pdu=args.max_pdu,
         priority=PRIORITIES[args.priority],
+        async_window=args.async_window,
+        associations=args.associations,
         notes=tuple(notes),
+        ssl_context=ssl_context,
+        user_identity=user_identity,
+        identity_response=args.identity_response,
     )

@@ -43,6 +43,17 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def _count(text: str) -> int:
+    """A whole number from 1 to 64."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 64")
+    return value
+
+
 def _max_pdu(text: str) -> int:
     try:
         size = int(text)
@@ -89,13 +100,15 @@ C-MOVE:
   something fails: try --echo first, then the same keys with --find, then --move.
 
 environment:
-  GDCM_ROOT_UID   root of the UIDs dicomscu makes (as --root-uid, which wins)
+  GDCM_ROOT_UID      root of the UIDs dicomscu makes (as --root-uid, which wins)
+  DICOMSCU_PASSWORD  the passcode sent with --username (as --password, which wins)
 
 examples:
   dicomscu --echo --call PACS pacs.example.org 104
   dicomscu --store -r --call PACS pacs.example.org 104 /data/study
   dicomscu --find --patientroot --patient --key 10,10="DOE*" --key 10,20 pacs 104
   dicomscu --move --studyroot --key 20,d=1.2.3.4 --port-scp 11113 -o out pacs 104
+  DICOMSCU_PASSWORD=... dicomscu --echo --tls-ca ca.pem --username alice pacs 2762
 """
 
 
@@ -263,6 +276,67 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(PRIORITIES),
         default="low",
         help="priority of the requests (default low, as gdcmscu)",
+    )
+    network.add_argument(
+        "--async",
+        dest="async_window",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="--store: propose an asynchronous operations window of N (PS3.7 D.3.3.3) "
+        "and keep up to what the server grants outstanding (default: none, as gdcmscu)",
+    )
+    network.add_argument(
+        "--associations",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="--store: send the files over N associations at once (default 1)",
+    )
+
+    security = parser.add_argument_group("security (dicomscu)")
+    security.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS 1.2 or newer (PS3.15 B.9); the port is then 2762 when not given. "
+        "Any --tls-* option implies --tls",
+    )
+    security.add_argument(
+        "--tls-ca", type=Path, metavar="FILE", help="CA certificate(s) that sign the server's (PEM)"
+    )
+    security.add_argument(
+        "--tls-cert", type=Path, metavar="FILE", help="our certificate, for mutual TLS (PEM)"
+    )
+    security.add_argument(
+        "--tls-key", type=Path, metavar="FILE", help="our private key (PEM, no password)"
+    )
+    security.add_argument(
+        "--tls-no-verify",
+        action="store_true",
+        help="accept any server certificate (no protection against a man in the middle)",
+    )
+    security.add_argument(
+        "--username", metavar="NAME", help="user identity (PS3.7 D.3.3.7): a username"
+    )
+    security.add_argument(
+        "--password",
+        metavar="TEXT",
+        help="with --username: a passcode (better: the environment variable "
+        "DICOMSCU_PASSWORD, which other users cannot see); use it with --tls",
+    )
+    security.add_argument(
+        "--token-file", type=Path, metavar="FILE", help="user identity: a token read from FILE"
+    )
+    security.add_argument(
+        "--token-type",
+        choices=("jwt", "saml", "kerberos"),
+        default="jwt",
+        help="what --token-file holds (default jwt)",
+    )
+    security.add_argument(
+        "--identity-response",
+        action="store_true",
+        help="ask the server to confirm the user identity, and fail if it does not",
     )
 
     general = parser.add_argument_group("general")

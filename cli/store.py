@@ -13,10 +13,12 @@ files, so that a server that refuses a file's own syntax can still be sent it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from cli.options import Settings
 from dimse import client
 from dimse.files import NotDicomFile, Part10Info, read_part10_info
 from dul.errors import AssociationError
+from dul.negotiation import ProposedContext
 
 log = logging.getLogger("dicomscu")
 
@@ -110,12 +113,66 @@ def _progress(infos: list[Part10Info], debug: bool) -> Iterator[Iterable[Part10I
             bar.close()
 
 
+class _Tally:
+    """Counts shared by the associations of one --store (one lock for all)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stored = self.warned = self.failures = 0
+
+
+def _store_group(
+    settings: Settings,
+    context: Context,
+    contexts: list[ProposedContext],
+    items: Iterable[Part10Info],
+    total: int,
+    tally: _Tally,
+) -> bool:
+    """Send `items` over one association; False if the association itself failed."""
+    try:
+        with open_association(
+            settings, contexts, async_window=settings.async_window
+        ) as association:
+            for info, result in association.store_many(items, priority=settings.priority):
+                with tally.lock:
+                    if isinstance(result, Exception):
+                        log.error("%s: not sent: %s", info.path, result)
+                        tally.failures += 1
+                        continue
+                    status = result.status
+                    if status.is_success:
+                        tally.stored += 1
+                        log.info("%s: stored (%s)", info.path, result.sop_instance_uid)
+                    elif status.is_warning:
+                        tally.stored += 1
+                        tally.warned += 1
+                        log.warning("%s: stored with a warning: %s", info.path, status)
+                    else:
+                        tally.failures += 1
+                        log.error("%s: C-STORE failed: %s", info.path, status)
+    except NotDicomFile as exc:  # changed on disk since it was read
+        log.error("%s; the association was aborted", exc)
+        return False
+    except AssociationError as exc:
+        log.error("%s", explain_exception(exc, context))
+        with tally.lock:
+            log.error(
+                "%d of %d file(s) were stored before that; the others were not",
+                tally.stored,
+                total,
+            )
+        return False
+    return True
+
+
 def run_store(settings: Settings, context: Context, debug: bool = False) -> int:
+    """Send the files over one association (or --associations N at once, the files
+    dealt out in turn), keeping up to the granted --async window outstanding."""
     files, problems = collect_files(settings.files, settings.recursive)
     for problem in problems:
         log.error("%s", problem)
     infos, unreadable = read_infos(files)
-    failures = len(problems) + unreadable
     if not infos:
         log.error("no DICOM file to send (%d file(s) looked at)", len(files))
         return 1
@@ -124,47 +181,48 @@ def run_store(settings: Settings, context: Context, debug: bool = False) -> int:
     except ValueError as exc:
         log.error("%s", exc)
         return 1
-
-    stored = warned = 0
-    sent = 0
-    try:
-        with open_association(settings, contexts) as association, _progress(infos, debug) as items:
-            for info in items:
-                sent += 1
-                try:
-                    result = association.store(info.path, priority=settings.priority)
-                except client.NoPresentationContext as exc:
-                    log.error("%s: not sent: %s", info.path, exc)
-                    failures += 1
-                    continue
-                except NotDicomFile as exc:  # changed on disk since it was read
-                    log.error("%s; not sent", exc)
-                    failures += 1
-                    continue
-                status = result.status
-                if status.is_success:
-                    stored += 1
-                    log.info("%s: stored (%s)", info.path, result.sop_instance_uid)
-                elif status.is_warning:
-                    stored += 1
-                    warned += 1
-                    log.warning("%s: stored with a warning: %s", info.path, status)
-                else:
-                    failures += 1
-                    log.error("%s: C-STORE failed: %s", info.path, status)
-    except AssociationError as exc:
-        log.error("%s", explain_exception(exc, context))
-        if sent:
-            log.error(
-                "%d of %d file(s) were stored before that; the others were not", stored, len(infos)
-            )
-        return 1
-
+    tally = _Tally()
+    tally.failures = len(problems) + unreadable
+    count = min(settings.associations, len(infos))
+    with _progress(infos, debug) as items:
+        if count == 1:
+            ok = _store_group(settings, context, contexts, items, len(infos), tally)
+        else:
+            # One shared iterator: each association takes the next file when it is free.
+            shared = _Shared(items)
+            with concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="store") as pool:
+                runs = [
+                    pool.submit(
+                        _store_group, settings, context, contexts, shared, len(infos), tally
+                    )
+                    for _ in range(count)
+                ]
+                ok = all(run.result() for run in runs)
     total = len(files) + len(problems)
     log.info(
-        "%d of %d file(s) stored%s", stored, total, f", {warned} with a warning" if warned else ""
+        "%d of %d file(s) stored%s",
+        tally.stored,
+        total,
+        f", {tally.warned} with a warning" if tally.warned else "",
     )
-    if failures:
-        log.error("%d of %d file(s) were not stored (see above)", failures, total)
+    if not ok:
+        return 1
+    if tally.failures:
+        log.error("%d of %d file(s) were not stored (see above)", tally.failures, total)
         return 1
     return 0
+
+
+class _Shared:
+    """An iterator several threads may draw from."""
+
+    def __init__(self, items: Iterable[Part10Info]) -> None:
+        self._items = iter(items)
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[Part10Info]:
+        return self
+
+    def __next__(self) -> Part10Info:
+        with self._lock:
+            return next(self._items)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -49,7 +49,7 @@ from dimse.results import FindResponse, ReceivedInstance, RetrieveResponse, Stor
 from dimse.status import Status
 from dimse.storage import InstanceWriter, PendingInstance
 from dimse.storage_classes import COMMON_STORAGE_SOP_CLASSES, STORAGE_SOP_CLASSES
-from dul.errors import AssociationAborted, DulTimeout
+from dul.errors import AssociationAborted, ConnectionFailed, DulTimeout
 from dul.items import UserIdentityRQSubItem
 from dul.negotiation import NegotiatedContext, ProposedContext, build_request
 from dul.transport import Timeouts, request_association
@@ -83,10 +83,16 @@ def connect(
     max_pdu: int = 16384,
     ssl_context: ssl.SSLContext | None = None,
     user_identity: UserIdentityRQSubItem | None = None,
+    async_window: int | None = None,
 ) -> Association:
-    """Open an association; use it as a context manager (released on exit)."""
+    """Open an association; use it as a context manager (released on exit).
+
+    `async_window` proposes the Asynchronous Operations Window (PS3.7 D.3.3.3): up
+    to that many requests outstanding at once (`store_many` uses what the peer grants).
+    """
     _check_ae(calling_ae, "calling")
     _check_ae(called_ae, "called")
+    window = None if async_window is None else (async_window, 1)
     request = build_request(
         calling_ae,
         called_ae,
@@ -94,9 +100,29 @@ def connect(
         max_pdata_length=max_pdu,
         roles=roles,
         user_identity=user_identity,
+        async_window=window,
     )
-    channel = request_association(host, port, request, timeouts=timeouts, ssl_context=ssl_context)
+    try:
+        channel = request_association(
+            host, port, request, timeouts=timeouts, ssl_context=ssl_context
+        )
+    except (AssociationAborted, DulTimeout) as exc:
+        if ssl_context is None or not _tls_refusal(exc):
+            raise
+        # TLS 1.3: the server checks our certificate after our handshake is over, and
+        # its refusal arrives as a closed connection when we send the A-ASSOCIATE-RQ.
+        raise ConnectionFailed(
+            f"the TLS connection to {host}:{port} was closed before the association was "
+            f"answered ({exc}); the server may require a client certificate, or refuse ours"
+        ) from exc
     return Association(MessageChannel(channel), timeouts)
+
+
+def _tls_refusal(exc: AssociationAborted | DulTimeout) -> bool:
+    """The connection ended, not for lack of time, before the A-ASSOCIATE-AC."""
+    if isinstance(exc, DulTimeout):  # a send that failed: timed out, or the peer closed
+        return isinstance(exc.__cause__, ssl.SSLError | ConnectionError)
+    return True
 
 
 def query_contexts(
@@ -182,6 +208,14 @@ class Association:
     def peer(self) -> str:
         return self.messages.channel.peer
 
+    @property
+    def identity_response(self) -> bytes | None:
+        """The acceptor's User Identity Server-response (59H sub-item, PS3.7 D.3.3.7.2):
+        None when the A-ASSOCIATE-AC has none (the identity was not confirmed), b"" for
+        a confirmed username."""
+        item = self.messages.channel.accept.user_information.user_identity_response
+        return None if item is None else item.server_response
+
     # -- plumbing ---------------------------------------------------------------------
 
     def _context(self, abstract_syntax: str, what: str) -> NegotiatedContext:
@@ -197,9 +231,25 @@ class Association:
         accepted = [f"{c.abstract_syntax} in {c.transfer_syntax}" for c in self.contexts.values()]
         return "; ".join(accepted) if accepted else "nothing"
 
+    @property
+    def window(self) -> int:
+        """How many requests may be outstanding at once: the Maximum Number of
+        Operations Performed that the peer granted (PS3.7 D.3.3.3); 1 when it
+        granted no window; 0 (unlimited) is taken as 64."""
+        granted = self.messages.channel.accept.user_information.asynchronous_operations_window
+        if granted is None:
+            return 1
+        return granted.max_operations_performed or 64
+
     def _response(self, message_id: int, kind: type[Response]) -> tuple[Response, ReceivedMessage]:
         """Wait for the response to `message_id`, serving C-STORE sub-operations of a
         C-GET in between."""
+        return self._response_to({message_id}, kind)
+
+    def _response_to(
+        self, message_ids: set[int], kind: type[Response]
+    ) -> tuple[Response, ReceivedMessage]:
+        """Wait for a response to one of `message_ids`."""
         while True:
             received = self.messages.receive(self.timeouts.dimse)
             try:
@@ -212,7 +262,7 @@ class Association:
             if isinstance(message, C_STORE_RQ):
                 self._serve_get_store(received, message)
                 continue
-            if isinstance(message, kind) and message.message_id_being_responded_to == message_id:
+            if isinstance(message, kind) and message.message_id_being_responded_to in message_ids:
                 return message, received
             log.warning(
                 "ignoring %s from %s while waiting for %s", message.NAME, self.peer, kind.__name__
@@ -271,6 +321,39 @@ class Association:
             response.get_status(), info.sop_class_uid, info.sop_instance_uid, info.path
         )
 
+    def store_many(
+        self, infos: Iterable[Part10Info], priority: int = Priority.LOW
+    ) -> Iterator[tuple[Part10Info, StoreResult | NoPresentationContext]]:
+        """C-STORE many files, keeping up to `window` requests outstanding (the
+        asynchronous operations window the peer granted; one at a time without it).
+        Yields each file with its result, in the order the responses come."""
+        outstanding: dict[int, Part10Info] = {}
+        for info in infos:
+            context = self.messages.store_context(info.sop_class_uid, info.transfer_syntax)
+            if context is None:
+                yield info, self._refused(info.sop_class_uid, info.transfer_syntax)
+                continue
+            while len(outstanding) >= self.window:
+                yield self._collect(outstanding)
+            message_id = self.messages.next_message_id()
+            request = C_STORE_RQ(
+                message_id=message_id,
+                affected_sop_class_uid=info.sop_class_uid,
+                affected_sop_instance_uid=info.sop_instance_uid,
+                priority=priority,
+            )
+            self.messages.send_instance(context, request, info)
+            outstanding[message_id] = info
+        while outstanding:
+            yield self._collect(outstanding)
+
+    def _collect(self, outstanding: dict[int, Part10Info]) -> tuple[Part10Info, StoreResult]:
+        response, _ = self._response_to(set(outstanding), C_STORE_RSP)
+        info = outstanding.pop(response.message_id_being_responded_to)
+        return info, StoreResult(
+            response.get_status(), info.sop_class_uid, info.sop_instance_uid, info.path
+        )
+
     def _refused(self, sop_class: str, syntax: str) -> NoPresentationContext:
         offered = [
             c.transfer_syntax for c in self.contexts.values() if c.abstract_syntax == sop_class
@@ -295,7 +378,9 @@ class Association:
         sop_instance = str(dataset.get("SOPInstanceUID", ""))
         meta = getattr(dataset, "file_meta", None)
         own_syntax = (
-            str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else None
+            str(meta.TransferSyntaxUID)
+            if meta is not None and "TransferSyntaxUID" in meta
+            else None
         )
         context = self.messages.store_context(sop_class, own_syntax)
         if context is None or context.transfer_syntax is None:

@@ -54,7 +54,7 @@ from dimse.messages import (
 from dimse.models import MODELS, VERIFICATION
 from dimse.storage_classes import STORAGE_SOP_CLASSES
 from dul.errors import AssociationError, AssociationReleased
-from dul.negotiation import AcceptorPolicy, negotiate
+from dul.negotiation import AcceptorPolicy, IdentityCheck, negotiate
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
 from dul.transport import Channel, Server, Timeouts
 
@@ -193,8 +193,10 @@ class _Session:
 
     def run(self) -> None:
         timeouts = self.provider.timeouts
+        # AE titles and UIDs are the peer's text: logged escaped (%r), so that control
+        # bytes cannot forge log lines (ROBUSTNESS 15; the called AE title is not checked).
         log.info(
-            "association from %s (%s -> %s)",
+            "association from %s (%r -> %r)",
             self.caller.address,
             self.caller.calling_ae,
             self.caller.called_ae,
@@ -302,7 +304,7 @@ class _Session:
                 )
             )
         log.info(
-            "C-STORE %s from %s: %04X",
+            "C-STORE %r from %s: %04X",
             request.affected_sop_instance_uid,
             self.caller.calling_ae,
             status,
@@ -333,10 +335,10 @@ class _Session:
     def _cancelled(self, message_id: int) -> bool:
         """Whether a C-CANCEL for `message_id` has arrived (never waits)."""
         while True:
-            pdu = self.messages.channel.poll()
-            if pdu is None:
+            received = self.messages.poll()  # a PDV that breaks PS3.8 aborts (ROBUSTNESS 21)
+            if not received:
                 return False
-            for message in self.messages.reassembler.feed(pdu):
+            for message in received:
                 try:
                     parsed = self.messages.message_of(message)
                 except DimseError:
@@ -618,7 +620,13 @@ class Provider:
         check_called_ae: bool = False,
         calling_ae_allowed: Callable[[str], bool] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        identity_check: IdentityCheck | None = None,
+        allow_password_without_tls: bool = False,
+        async_window: tuple[int, int] | None = (1, 32),
     ) -> None:
+        """`ssl_context`: TLS on every connection (`dul.tls.server_context`).
+        `identity_check`: the user identity hook (`dimse.identity.IdentityHook`); a
+        username and passcode without TLS is refused unless `allow_password_without_tls`."""
         self.handlers = handlers
         self.ae_title = ae_title
         self.timeouts = timeouts
@@ -628,6 +636,13 @@ class Provider:
             check_called_ae=check_called_ae,
             calling_ae_allowed=calling_ae_allowed,
             max_pdata_length=max_pdu,
+            identity_check=identity_check,
+            tls=ssl_context is not None,
+            allow_password_without_tls=allow_password_without_tls,
+            # We invoke one operation at a time (C-GET sub-operations) and read
+            # requests as they come, answering them in order: a requestor may keep
+            # up to 32 outstanding (PS3.7 D.3.3.3).
+            async_window=async_window,
         )
         self.server = Server(
             host,

@@ -19,10 +19,21 @@ Decisions where the standard leaves room, so that a peer knows what to expect:
   offered; "*" in our list stands for any offered syntax, in the requestor's order.
 - A calling AE title that is blank or holds control characters or a backslash is
   never valid (PS3.5 AE): rejected as "calling AE title not recognized" (1, 1, 3).
+- User identity (PS3.7 D.3.3.7) is checked only when the policy has an
+  `identity_check`; without one the sub-item is ignored, as the standard lets an
+  acceptor that does not support it do. With one: a username and passcode (type 2)
+  over a connection without TLS is refused before the check is called, unless
+  `allow_password_without_tls`; the check gets the identity (None if none was sent)
+  and whether the connection is TLS. A refusal, or a check that raises, is
+  A-ASSOCIATE-RJ (1, 2, 1): rejected-permanent, service-provider (ACSE), no-reason-given,
+  as PS3.7 D.3.3.7.3 "User Identity Rejection" prescribes. When a positive response was
+  requested and the identity accepted, the AC holds the 59H sub-item: with the bytes the
+  check returned, zero-length for types 1 and 2 (PS3.7 D.3.3.7.2).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +52,8 @@ from dul.items import (
     uid_text,
 )
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, DICOM_APPLICATION_CONTEXT
+
+log = logging.getLogger("dul.negotiation")
 
 #: Our implementation's identity, sent in every association (PS3.7 D.3.3.2).
 # A UUID-derived UID (PS3.5 B.2, ISO/IEC 9834-8): needs no registered root.
@@ -130,9 +143,13 @@ def build_request(
     return A_ASSOCIATE_RQ(called_ae, calling_ae, tuple(items))
 
 
-IdentityCheck = Callable[[UserIdentityRQSubItem | None], "bytes | bool"]
-"""Takes the requestor's user identity (or None); returns False to reject the
-association, True to accept, or bytes to accept with that server response."""
+IdentityCheck = Callable[[UserIdentityRQSubItem | None, bool], "bytes | bool"]
+"""Takes the requestor's user identity (or None) and whether the connection is TLS;
+returns False to reject the association, True to accept, or bytes to accept with that
+server response (sent when the requestor asked for a positive response)."""
+
+#: Username and passcode (PS3.7 D.3.3.7.1, User-Identity-Type 2).
+USERNAME_AND_PASSCODE = 2
 
 
 @dataclass
@@ -152,6 +169,8 @@ class AcceptorPolicy:
     scp_roles: frozenset[str] | None = None  # None: any
     async_window: tuple[int, int] | None = None
     identity_check: IdentityCheck | None = None
+    tls: bool = False  # the connections are TLS (the Server has an ssl_context)
+    allow_password_without_tls: bool = False
     implementation_class_uid: str = IMPLEMENTATION_CLASS_UID
     implementation_version_name: str = IMPLEMENTATION_VERSION_NAME
     extra: dict[str, object] = field(default_factory=dict)
@@ -198,12 +217,9 @@ def negotiate(request: A_ASSOCIATE_RQ, policy: AcceptorPolicy) -> A_ASSOCIATE_AC
     user = request.user_information
     identity_response: bytes | None = None
     if policy.identity_check is not None:
-        verdict = policy.identity_check(user.user_identity)
-        if verdict is False:
-            return A_ASSOCIATE_RJ(result=1, source=1, reason=1)
-        if isinstance(verdict, bytes) and user.user_identity is not None:
-            if user.user_identity.positive_response_requested:
-                identity_response = verdict
+        accepted, identity_response = _check_identity(user.user_identity, policy)
+        if not accepted:
+            return A_ASSOCIATE_RJ(result=1, source=2, reason=1)  # PS3.7 D.3.3.7.3
 
     answers: list[object] = []
     seen: set[int] = set()
@@ -225,8 +241,10 @@ def negotiate(request: A_ASSOCIATE_RQ, policy: AcceptorPolicy) -> A_ASSOCIATE_AC
         asked = user.asynchronous_operations_window
         reply.append(
             AsynchronousOperationsWindowSubItem(
-                _window(asked.max_operations_invoked, policy.async_window[0]),
-                _window(asked.max_operations_performed, policy.async_window[1]),
+                # PS3.7 D.3.3.3: what we may invoke is bounded by what the requestor
+                # performs, and what we perform bounds what it may invoke.
+                _window(asked.max_operations_performed, policy.async_window[0]),
+                _window(asked.max_operations_invoked, policy.async_window[1]),
             )
         )
     for role in user.role_selections:
@@ -243,6 +261,36 @@ def negotiate(request: A_ASSOCIATE_RQ, policy: AcceptorPolicy) -> A_ASSOCIATE_AC
     items: list[object] = [ApplicationContextItem(DICOM_APPLICATION_CONTEXT), *answers]
     items.append(UserInformationItem(tuple(reply)))
     return A_ASSOCIATE_AC(request.called_ae_title, request.calling_ae_title, tuple(items))
+
+
+def _check_identity(
+    identity: UserIdentityRQSubItem | None, policy: AcceptorPolicy
+) -> tuple[bool, bytes | None]:
+    """(accepted, the Server-response of a 59H sub-item to send or None), PS3.7 D.3.3.7."""
+    assert policy.identity_check is not None
+    if (
+        identity is not None
+        and identity.identity_type == USERNAME_AND_PASSCODE
+        and not policy.tls
+        and not policy.allow_password_without_tls
+    ):
+        log.warning(
+            "user identity refused: a username and passcode came over a connection "
+            "without TLS (allow_password_without_tls is off)"
+        )
+        return False, None
+    try:
+        verdict = policy.identity_check(identity, policy.tls)
+    except Exception:
+        log.exception("the user identity check failed; association rejected")
+        return False, None
+    if verdict is not True and not isinstance(verdict, bytes):
+        return False, None
+    if identity is None or not identity.positive_response_requested:
+        return True, None
+    if verdict is True or identity.identity_type in (1, USERNAME_AND_PASSCODE):
+        return True, b""  # D.3.3.7.2: zero length for types 1 and 2
+    return True, bytes(verdict)
 
 
 def _window(asked: int, ours: int) -> int:
