@@ -372,12 +372,18 @@ class _Session:
         count = 0
         try:
             identifier = self._identifier(received)
-            for match in self.handlers.find(self.caller, request, identifier):
-                if self._cancelled(request.message_id):
-                    respond(CANCEL)
-                    return
-                respond(PENDING, match)
-                count += 1
+            matches = self.handlers.find(self.caller, request, identifier)
+            try:
+                for match in matches:
+                    if self._cancelled(request.message_id):
+                        respond(CANCEL)
+                        return
+                    respond(PENDING, match)
+                    count += 1
+            finally:
+                close = getattr(matches, "close", None)
+                if close is not None:
+                    close()  # a cancelled hook's cleanup runs now, not when collected
         except HandlerStatus as exc:
             respond(exc.status, comment=exc.comment)
             return

@@ -24,12 +24,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from dul.errors import (
+    AbortReason,
     AssociationAborted,
+    AssociationError,
     AssociationRejected,
     AssociationReleased,
     ConnectionFailed,
     DulTimeout,
+    PduError,
 )
+from dul.framing import DEFAULT_MAX_ASSOCIATION_LENGTH
 from dul.fsm import State
 from dul.machine import Machine, check_protocol_version
 from dul.negotiation import NegotiatedContext, negotiated_contexts
@@ -48,6 +52,7 @@ from dul.primitives import (
     ReleaseIndication,
     Send,
 )
+from dul.reasons import describe_rejection
 
 log = logging.getLogger("dul.transport")
 
@@ -286,8 +291,22 @@ class Channel:
             if self.machine.state is not State.Sta1:
                 self._perform(self.machine.transport_closed(self.clock()))
             return
+        self._send_abort_and_close(self.machine.abort_request(self.clock()))
+
+    def abort_invalid(self, reason: AbortReason, message: str) -> None:
+        """The peer's P-DATA broke PS3.8 in a way only the layer above can see (its
+        PDVs, ROBUSTNESS 18-21): A-ABORT with source 2 (service-provider) and `reason`
+        (Evt19, AA-8), then close, as `abort()` does. Never blocks for long."""
+        log.warning("%s: aborting the association with %s: %s", self.machine.name, self.peer, message)
+        if self.machine.state in (State.Sta1, State.Sta2, State.Sta13):
+            self.abort()
+            return
+        self.end_reason = message
+        outputs = self.machine.invalid_pdu(PduError(reason, message), self.clock())
+        self._send_abort_and_close(outputs)
+
+    def _send_abort_and_close(self, outputs: list[Output]) -> None:
         try:
-            outputs = self.machine.abort_request(self.clock())
             if self.sock is not None:
                 self.sock.settimeout(1.0)
             for output in outputs:
@@ -333,6 +352,11 @@ class Channel:
             self.abort()
 
 
+def _address_text(host: str, port: int) -> str:
+    """host:port, with an IPv6 address in brackets ([::1]:104)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _tune(sock: socket.socket) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -357,7 +381,7 @@ def request_association(
         requestor=True, artim_timeout=timeouts.artim, max_pdata_length=max_pdata_length
     )
     machine.associate_request(request, time.monotonic())  # AE-1: TRANSPORT CONNECT
-    peer = f"{host}:{port}"
+    peer = _address_text(host, port)
     try:
         sock = socket.create_connection((host, port), timeout=timeouts.connect)
     except OSError as exc:
@@ -411,6 +435,9 @@ class Server:
 
     Over the limit, a connection is still accepted at TCP and answered with
     A-ASSOCIATE-RJ (2, 3, 2): rejected-transient, local-limit-exceeded.
+
+    `max_association_length` caps the PDU-length of an A-ASSOCIATE-RQ: a longer one is
+    refused from its header, before its body is buffered (ROBUSTNESS 5).
     """
 
     def __init__(
@@ -424,6 +451,7 @@ class Server:
         timeouts: Timeouts = Timeouts(),
         ssl_context: ssl.SSLContext | None = None,
         max_pdata_length: int = 16384,
+        max_association_length: int = DEFAULT_MAX_ASSOCIATION_LENGTH,
         backlog: int = 128,
     ) -> None:
         self.negotiate = negotiate
@@ -432,6 +460,7 @@ class Server:
         self.timeouts = timeouts
         self.ssl_context = ssl_context
         self.max_pdata_length = max_pdata_length
+        self.max_association_length = max_association_length
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=backlog)
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
@@ -484,7 +513,7 @@ class Server:
         thread.start()
 
     def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
-        peer = f"{address[0]}:{address[1]}"
+        peer = _address_text(address[0], address[1])
         counted = False
         try:
             _tune(sock)
@@ -508,6 +537,7 @@ class Server:
                 requestor=False,
                 artim_timeout=self.timeouts.artim,
                 max_pdata_length=self.max_pdata_length,
+                max_association_length=self.max_association_length,
                 provider_check=provider_check,
                 name=f"acceptor {peer}",
             )
@@ -520,6 +550,14 @@ class Server:
             response = self.negotiate(primitive.request)
             channel._perform(machine.associate_response(response, time.monotonic()))
             if isinstance(response, A_ASSOCIATE_RJ):
+                # The AE titles are the peer's bytes: logged escaped (ROBUSTNESS 15).
+                log.info(
+                    "association from %s (%r -> %r) rejected: %s",
+                    peer,
+                    primitive.request.calling_ae_title,
+                    primitive.request.called_ae_title,
+                    describe_rejection(response.result, response.source, response.reason),
+                )
                 channel._await_close()
                 return
             channel.contexts = negotiated_contexts(primitive.request, response)
@@ -528,6 +566,8 @@ class Server:
             finally:
                 if channel.machine.state is not State.Sta1:
                     channel.close()
+        except AssociationError as exc:  # released or aborted: the handler's normal end
+            log.info("association with %s ended: %s", peer, exc)
         except (ssl.SSLError, OSError) as exc:
             log.info("connection from %s ended: %s", peer, exc)
         except Exception:
