@@ -76,11 +76,14 @@ class Framer:
         if self._error is not None:
             raise self._error
         available = len(self._buffer) - self._start
-        if available < HEADER.size:
-            self._compact()
-            return None
-        pdu_type, _, length = HEADER.unpack_from(self._buffer, self._start)
         try:
+            if available < HEADER.size:
+                if available and self._buffer[self._start] not in PDU_NAMES:
+                    # An unknown PDU-type is refused from its first byte ("GET " too).
+                    self._check_header(self._buffer[self._start], 0)
+                self._compact()
+                return None
+            pdu_type, _, length = HEADER.unpack_from(self._buffer, self._start)
             self._check_header(pdu_type, length)
         except PduError as exc:
             self._error = exc

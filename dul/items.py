@@ -217,6 +217,9 @@ class RawItem:
     item_type: int
     value: bytes
 
+    def __repr__(self) -> str:  # its bytes may be a misplaced passcode: never print them
+        return f"RawItem(item_type=0x{self.item_type:02X}, value=<{len(self.value)} bytes>)"
+
 
 @dataclass(frozen=True, slots=True)
 class UserInformationItem:

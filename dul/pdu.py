@@ -314,6 +314,8 @@ def encode_pdv_header(context_id: int, control: int, data_length: int) -> bytes:
 def encode_pdu(pdu: Pdu) -> bytes:
     """Encode one PDU, header included; reserved fields are zero."""
     if isinstance(pdu, P_DATA_TF):
+        if not pdu.pdvs:
+            raise ValueError("a P-DATA-TF holds one or more PDV items (PS3.8 9.3.5)")
         parts = []
         for pdv in pdu.pdvs:
             parts.append(_PDV_HEADER.pack(len(pdv.data) + 2, pdv.context_id, pdv.control))

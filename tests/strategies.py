@@ -24,6 +24,7 @@ from dul import (
     A_RELEASE_RP,
     A_RELEASE_RQ,
     P_DATA_TF,
+    Pdu,
     PresentationDataValue,
     encode_pdu,
 )
@@ -174,7 +175,9 @@ def _realistic_items(context: st.SearchStrategy[object]) -> st.SearchStrategy[tu
     )
 
 
-def _associate(kind: type, context: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+def _associate(
+    kind: type[A_ASSOCIATE_RQ] | type[A_ASSOCIATE_AC], context: st.SearchStrategy[object]
+) -> st.SearchStrategy[Pdu]:
     items = st.one_of(
         _realistic_items(context),
         st.lists(association_items, max_size=4).map(tuple),
@@ -195,7 +198,7 @@ a_release_rp = st.just(A_RELEASE_RP())
 a_abort = st.builds(A_ABORT, u8, u8)
 
 #: One strategy per PDU type, by the standard's name.
-PDU_STRATEGIES: dict[str, st.SearchStrategy[object]] = {
+PDU_STRATEGIES: dict[str, st.SearchStrategy[Pdu]] = {
     "A-ASSOCIATE-RQ": a_associate_rq,
     "A-ASSOCIATE-AC": a_associate_ac,
     "A-ASSOCIATE-RJ": a_associate_rj,
@@ -225,13 +228,13 @@ ITEM_STRATEGIES: dict[str, st.SearchStrategy[object]] = {
 }
 
 #: Any PDU.
-pdus = st.one_of(*PDU_STRATEGIES.values())
+pdus: st.SearchStrategy[Pdu] = st.one_of(*PDU_STRATEGIES.values())
 
 #: The bytes of any PDU, as our encoder writes them.
 pdu_bytes = pdus.map(encode_pdu)
 
 #: Several PDUs, as a list, for stream and framing tests.
-pdu_streams = st.lists(pdus, min_size=1, max_size=5)
+pdu_streams: st.SearchStrategy[list[Pdu]] = st.lists(pdus, min_size=1, max_size=5)
 
 # --------------------------------------------------------------------------------------
 # Well-formed bytes, assembled field by field from the standard's tables without our
