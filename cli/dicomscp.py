@@ -1,19 +1,27 @@
 """dicomscp: a DICOM server with an embedded archive.
 
-    dicomscp [--aetitle AE] [--archive DIR] [--config FILE] [PORT]
+    dicomscp [--aetitle AE] [--archive DIR] [--config FILE] [--tls-cert FILE ...] [PORT]
 
 Serves verification, storage of every storage SOP class (kept as received),
 query/retrieve (C-FIND, C-MOVE, C-GET; patient and study root, every level) and,
 with --worklist, Modality Worklist C-FIND. Logs one line per association and per
 operation on stderr. SIGINT or SIGTERM stops it cleanly: no new associations, and
 the ones in progress are given time to finish what they are storing.
+
+With --tls-cert/--tls-key (or [tls] in the configuration) every connection is TLS 1.2
+or newer (PS3.15 B.9; 2762 is DICOM over TLS's registered port); with --tls-ca too,
+clients need a certificate signed by that CA. With [users] (or require_identity), the
+user identity of each association (PS3.7 D.3.3.7) is checked; `--hash-password` prints
+the stored form of a password for [users].
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -23,8 +31,10 @@ from types import FrameType
 from cli.server_config import ConfigError, ServerConfig, load_config, parse_address
 from dimse.archive import Archive, ArchiveLocked
 from dimse.archive_service import ArchiveHandlers
+from dimse.identity import IdentityHook, hash_password, users_check
 from dimse.scp import Provider
 from dul.negotiation import valid_ae_title
+from dul.tls import TlsConfigError, server_context
 
 log = logging.getLogger("dicomscp")
 
@@ -55,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--check-called-ae", action="store_true", help="refuse associations not addressed to our AE title")
     parser.add_argument("--max-associations", type=int, help="associations served at once (default 64)")
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync (faster; an acknowledged instance may be lost on power failure)")
+    parser.add_argument("--tls-cert", type=Path, metavar="FILE", help="TLS: our certificate (PEM); every connection is then TLS")
+    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="TLS: our private key (PEM, no password)")
+    parser.add_argument("--tls-ca", type=Path, metavar="FILE", help="TLS: require client certificates signed by this CA (PEM)")
+    parser.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="read a password on stdin (prompted on a terminal), print its stored form for [users], and exit",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every operation (default)")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     parser.add_argument("-D", "--debug", action="store_true", help="log every PDU and state transition")
@@ -89,7 +107,49 @@ def settings(args: argparse.Namespace) -> ServerConfig:
         config.max_associations = args.max_associations
     if args.no_fsync:
         config.fsync = False
+    for key in ("tls_cert", "tls_key", "tls_ca"):
+        if getattr(args, key) is not None:
+            setattr(config, key, getattr(args, key))
     return config
+
+
+def tls_context(config: ServerConfig) -> ssl.SSLContext | None:
+    """The server's TLS context (None without a certificate); ConfigError if unusable."""
+    if config.tls_cert is None:
+        if config.tls_key is not None or config.tls_ca is not None:
+            raise ConfigError("TLS needs our certificate: --tls-cert (or cert in [tls])")
+        return None
+    try:
+        return server_context(
+            config.tls_cert,
+            config.tls_key,
+            config.tls_ca,
+            require_client_cert=config.tls_ca is not None,
+        )
+    except TlsConfigError as exc:
+        raise ConfigError(f"TLS: {exc}") from exc
+
+
+def identity_hook(config: ServerConfig) -> IdentityHook | None:
+    """The user identity check that [users] and require_identity ask for (None: none)."""
+    if not config.users and not config.require_identity:
+        return None
+    return users_check(config.users, require_identity=config.require_identity)
+
+
+def _hash_password() -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("dicomscp: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("dicomscp: an empty password; for a username alone, write \"\" in [users]", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
@@ -105,6 +165,11 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 def serve(config: ServerConfig, stop: threading.Event) -> int:
     """Run the server until `stop` is set; returns the exit status."""
+    try:
+        ssl_context = tls_context(config)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
     try:
         archive = Archive(config.archive, fsync=config.fsync, duplicate_policy=config.duplicates)  # type: ignore[arg-type]
     except ArchiveLocked as exc:
@@ -132,6 +197,9 @@ def serve(config: ServerConfig, stop: threading.Event) -> int:
             max_pdu=config.max_pdu,
             check_called_ae=config.check_called_ae,
             calling_ae_allowed=(lambda ae: ae in allowed) if allowed else None,
+            ssl_context=ssl_context,
+            identity_check=identity_hook(config),
+            allow_password_without_tls=config.allow_password_without_tls,
         )
     except OSError as exc:
         archive.close()
@@ -141,7 +209,8 @@ def serve(config: ServerConfig, stop: threading.Event) -> int:
     # The first line a script can wait for; it names the port actually bound.
     print(
         f"dicomscp: {config.aetitle} listening on {config.host}:{provider.port}, "
-        f"archive {config.archive} ({archive.count()} instances)",
+        f"archive {config.archive} ({archive.count()} instances)"
+        + _security_note(config, ssl_context),
         file=sys.stderr,
         flush=True,
     )
@@ -153,8 +222,23 @@ def serve(config: ServerConfig, stop: threading.Event) -> int:
     return 0
 
 
+def _security_note(config: ServerConfig, ssl_context: ssl.SSLContext | None) -> str:
+    parts = []
+    if ssl_context is not None:
+        parts.append("TLS" + (", client certificates required" if config.tls_ca else ""))
+    if config.users or config.require_identity:
+        parts.append(
+            f"user identity checked ({len(config.users)} users"
+            + (", required" if config.require_identity else "")
+            + ")"
+        )
+    return "; " + "; ".join(parts) if parts else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.hash_password:
+        return _hash_password()
     _configure_logging(args)
     try:
         config = settings(args)

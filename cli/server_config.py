@@ -22,6 +22,24 @@
     dimse = 60
     idle = 300
 
+    [tls]                            # TLS 1.2+ on every connection (PS3.15 B.9)
+    cert = "server.pem"              # our certificate (PEM; its chain may follow it)
+    key = "server.key"               # its private key (PEM, no password)
+    ca = "clients-ca.pem"            # optional: then a client certificate is required
+
+    allow_password_without_tls = false   # a username+passcode without TLS: refused
+    require_identity = false         # refuse associations without a user identity
+
+    [users]                          # user identity (PS3.7 D.3.3.7): name -> password
+    alice = "pbkdf2:sha256:600000:..."   # dicomscp --hash-password writes this form
+    bob = "sha256:<64 hex digits>"   # unsalted SHA-256: prefer pbkdf2
+    carol = ""                       # the username alone is enough
+
+With a `[users]` table (or `require_identity`), a requestor's user identity is checked:
+username and passcode against the table, a username alone only for a user whose
+password is "", a token (Kerberos, SAML, JWT) refused; a refusal is A-ASSOCIATE-RJ
+(1, 2, 1), as PS3.7 D.3.3.7.3 prescribes. Without either, the user identity is ignored.
+
 Relative paths are taken from the configuration file's folder.
 """
 
@@ -32,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dimse.identity import check_stored_password
 from dul.negotiation import valid_ae_title
 from dul.transport import Timeouts
 
@@ -56,6 +75,12 @@ class ServerConfig:
     fsync: bool = True
     destinations: dict[str, tuple[str, int]] = field(default_factory=dict)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None  # client certificates required, signed by this CA
+    users: dict[str, str] = field(default_factory=dict)
+    allow_password_without_tls: bool = False
+    require_identity: bool = False
 
 
 def parse_address(text: str, where: str) -> tuple[str, int]:
@@ -82,7 +107,7 @@ def load_config(path: Path) -> ServerConfig:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     base = path.parent
     config = ServerConfig()
-    known = set(ServerConfig.__dataclass_fields__)
+    known = (set(ServerConfig.__dataclass_fields__) - {"tls_cert", "tls_key", "tls_ca"}) | {"tls"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{path}: unknown settings {', '.join(sorted(unknown))}")
@@ -100,7 +125,7 @@ def load_config(path: Path) -> ServerConfig:
         for key in ("max_associations", "max_pdu"):
             if key in data:
                 setattr(config, key, int(data[key]))
-        for key in ("check_called_ae", "fsync"):
+        for key in ("check_called_ae", "fsync", "allow_password_without_tls", "require_identity"):
             if key in data:
                 if not isinstance(data[key], bool):
                     raise ConfigError(f"{key} must be true or false")
@@ -117,8 +142,35 @@ def load_config(path: Path) -> ServerConfig:
         if "timeouts" in data:
             values = {k: float(v) for k, v in dict(data["timeouts"]).items()}
             config.timeouts = Timeouts(**values)
+        _load_security(data, base, config)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"{path}: {exc}") from exc
     return config
+
+
+def _load_security(data: dict[str, Any], base: Path, config: ServerConfig) -> None:
+    """The [tls] and [users] tables."""
+    tls = data.get("tls", {})
+    if not isinstance(tls, dict):
+        raise ConfigError("[tls] must be a table: cert, key and optionally ca")
+    unknown = set(tls) - {"cert", "key", "ca"}
+    if unknown:
+        raise ConfigError(f"[tls]: unknown settings {', '.join(sorted(unknown))}")
+    for key in ("cert", "key", "ca"):
+        if key in tls:
+            if not isinstance(tls[key], str):
+                raise ConfigError(f"tls.{key} must be a file name")
+            setattr(config, f"tls_{key}", base / tls[key])
+    users = data.get("users", {})
+    if not isinstance(users, dict):
+        raise ConfigError("[users] must be a table: username = password")
+    for name, stored in users.items():
+        if not isinstance(stored, str):
+            raise ConfigError(f"users.{name}: a password is a string")
+        try:
+            check_stored_password(stored)
+        except ValueError as exc:
+            raise ConfigError(f"users.{name}: {exc}") from None
+        config.users[name] = stored

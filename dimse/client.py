@@ -518,9 +518,10 @@ class Association:
                         identifier = None
                     if identifier is not None and FAILED_SOP_INSTANCE_UID_LIST in identifier:
                         value = identifier[FAILED_SOP_INSTANCE_UID_LIST].value
-                        failed = tuple(
-                            str(v) for v in (value if isinstance(value, list) else [value]) if v
-                        )
+                        # One UID is a str; several are a pydicom MultiValue, not a list
+                        # (ROBUSTNESS 34: the list must reach the caller UID by UID).
+                        values = [value] if isinstance(value, str) else list(value or ())
+                        failed = tuple(str(v) for v in values if v)
                 yield RetrieveResponse(
                     status,
                     getattr(response, "number_of_remaining_suboperations", None),
