@@ -21,8 +21,9 @@ from dimse.errors import DimseError
 from dimse.files import Part10Info
 from dimse.fragments import Reassembler, ReceivedMessage, fragment_message, fragment_stream
 from dimse.messages import DimseMessage, message_from_command
-from dul.errors import AssociationAborted
+from dul.errors import AbortReason, AssociationAborted
 from dul.negotiation import NegotiatedContext
+from dul.pdu import P_DATA_TF
 from dul.transport import Channel
 
 log = logging.getLogger("dimse")
@@ -151,14 +152,27 @@ class MessageChannel:
         """The next whole message. Raises `AssociationReleased`, `AssociationAborted`
         (also after aborting a peer that broke the protocol) or `DulTimeout`."""
         while not self._ready:
-            pdu = self.channel.receive(timeout)
-            try:
-                self._ready.extend(self.reassembler.feed(pdu))
-            except DimseError as exc:
-                log.warning("aborting the association with %s: %s", self.channel.peer, exc)
-                self.channel.abort()
-                raise AssociationAborted(f"{self.channel.peer} broke PS3.7/PS3.8: {exc}") from exc
+            self._feed(self.channel.receive(timeout))
         return self._ready.popleft()
+
+    def poll(self) -> list[ReceivedMessage]:
+        """The whole messages already received or arriving now (never waits): how a
+        provider looks for a C-CANCEL between responses. Raises as `receive` does."""
+        while (pdu := self.channel.poll()) is not None:
+            self._feed(pdu)
+        ready = list(self._ready)
+        self._ready.clear()
+        return ready
+
+    def _feed(self, pdu: P_DATA_TF) -> None:
+        """Reassemble one P-DATA-TF. PDVs that break PS3.8 9.3.5/Annex E or PS3.7 6.3.1
+        (ROBUSTNESS 18-24) end the association with an A-ABORT from the service
+        provider (source 2), reason 6: the PDVs are an invalid value of the PDU."""
+        try:
+            self._ready.extend(self.reassembler.feed(pdu))
+        except DimseError as exc:
+            self.channel.abort_invalid(AbortReason.INVALID_PDU_PARAMETER_VALUE, str(exc))
+            raise AssociationAborted(f"{self.channel.peer} broke PS3.7/PS3.8: {exc}") from exc
 
     def push_back(self, received: ReceivedMessage) -> None:
         """Put a message back, to be the next `receive()`."""

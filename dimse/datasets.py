@@ -47,7 +47,8 @@ COMPRESSED = (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
 )
 
-#: A deflated data set may not inflate beyond this (a zlib bomb is refused).
+#: A deflated data set may not inflate beyond this (a zlib bomb is refused,
+#: ROBUSTNESS 27). A setting: read at each call, so a site (or a test) may lower it.
 MAX_INFLATED = 256 << 20
 
 #: Sequences nested deeper than this are refused (no RecursionError).
@@ -80,8 +81,11 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     return data
 
 
-def inflate(data: bytes, limit: int = MAX_INFLATED) -> bytes:
-    """Raw-inflate a deflated data set, refusing to produce more than `limit` bytes."""
+def inflate(data: bytes, limit: int | None = None) -> bytes:
+    """Raw-inflate a deflated data set, refusing to produce more than `limit` bytes
+    (default: `MAX_INFLATED` as it is when called)."""
+    if limit is None:
+        limit = MAX_INFLATED
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
         out = inflater.decompress(data, limit + 1)

@@ -229,6 +229,7 @@ class _Session:
             raise
         if isinstance(message, C_ECHO_RQ):
             status = self._call(lambda: self.handlers.echo(self.caller))
+            log.info("C-ECHO from %r: %04X", self.caller.calling_ae, status)
             self._send(
                 received.context_id,
                 C_ECHO_RSP(message_id_being_responded_to=message.message_id, status=status),
@@ -304,7 +305,7 @@ class _Session:
                 )
             )
         log.info(
-            "C-STORE %r from %s: %04X",
+            "C-STORE %r from %r: %04X",
             request.affected_sop_instance_uid,
             self.caller.calling_ae,
             status,
@@ -385,13 +386,16 @@ class _Session:
                 if close is not None:
                     close()  # a cancelled hook's cleanup runs now, not when collected
         except HandlerStatus as exc:
+            log.info(
+                "C-FIND from %r: %04X %s", self.caller.calling_ae, exc.status, exc.comment or ""
+            )
             respond(exc.status, comment=exc.comment)
             return
         except Exception as exc:
             log.exception("C-FIND handler failed")
             respond(0xC001, comment=str(exc)[:64])
             return
-        log.info("C-FIND from %s: %d matches", self.caller.calling_ae, count)
+        log.info("C-FIND from %r: %d matches", self.caller.calling_ae, count)
         respond(SUCCESS)
 
     # -- C-MOVE and C-GET ---------------------------------------------------------------
@@ -455,6 +459,13 @@ class _Session:
                 respond(CANCEL, final=True)
                 return
         except HandlerStatus as exc:
+            log.info(
+                "%s from %r: %04X %s",
+                "C-MOVE" if kind is C_MOVE_RSP else "C-GET",
+                self.caller.calling_ae,
+                exc.status,
+                exc.comment or "",
+            )
             respond(exc.status, exc.comment, final=True)
             return
         except AssociationError:
@@ -470,7 +481,7 @@ class _Session:
         else:
             final_status = SUCCESS
         log.info(
-            "%s from %s: %d completed, %d failed, %d warning",
+            "%s from %r: %d completed, %d failed, %d warning",
             "C-MOVE" if kind is C_MOVE_RSP else "C-GET",
             self.caller.calling_ae,
             counts["completed"],
@@ -541,9 +552,10 @@ class _MoveSubOperations(_SubOperations):
                 timeouts=provider.timeouts,
             )
         except (AssociationError, OSError) as exc:
-            raise HandlerStatus(
-                UNABLE_TO_PERFORM_SUB_OPERATIONS, f"move destination: {exc}"[:64]
-            ) from exc
+            # Every instance is then a failed sub-operation (`send` answers A702), so
+            # that the final response carries the failed count and the Failed SOP
+            # Instance UID List (PS3.4 C.4.2.3.1; ROBUSTNESS 34).
+            log.warning("move destination %s unreachable: %s", request.move_destination, exc)
 
     def send(self, info: Part10Info) -> int:
         from dimse.client import NoPresentationContext

@@ -209,6 +209,16 @@ class Machine:
             outputs += self.receive_pdu(pdu, now)
         return outputs
 
+    def invalid_pdu(self, error: PduError, now: float) -> list[Output]:
+        """Evt19 for a P-DATA-TF that was framed and decoded, but whose PDVs the layer
+        above found invalid (PS3.8 9.3.5, Annex E: a PDV on a context not accepted, a
+        fragment out of sequence; ROBUSTNESS 18-21). In Sta6 this is AA-8: A-ABORT
+        with source 2 and `error.reason`, an A-P-ABORT indication, ARTIM started."""
+        if self._stream_broken:
+            return []
+        self._stream_broken = True
+        return self._fire(Event.Evt19, error, now)
+
     def receive_pdu(self, pdu: Pdu, now: float) -> list[Output]:
         """One decoded PDU received (the event of its type)."""
         event = PDU_EVENTS[pdu.PDU_TYPE]

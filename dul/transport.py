@@ -297,7 +297,9 @@ class Channel:
         """The peer's P-DATA broke PS3.8 in a way only the layer above can see (its
         PDVs, ROBUSTNESS 18-21): A-ABORT with source 2 (service-provider) and `reason`
         (Evt19, AA-8), then close, as `abort()` does. Never blocks for long."""
-        log.warning("%s: aborting the association with %s: %s", self.machine.name, self.peer, message)
+        log.warning(
+            "%s: aborting the association with %s: %s", self.machine.name, self.peer, message
+        )
         if self.machine.state in (State.Sta1, State.Sta2, State.Sta13):
             self.abort()
             return
