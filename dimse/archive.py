@@ -213,6 +213,11 @@ class PendingStore:
 class Archive:
     """Instances on disk under `root` and their index (see the module docstring).
 
+    `fsync=False` skips the fsync of files, directories and SQLite commits: still safe
+    against a crash of the process, not against a power loss (for tests and
+    benchmarks). `pn_case_sensitive=False` matches PN keys without regard to case (see
+    dimse/matching.py; the standard allows both, case-sensitive is the default).
+
     Thread-safe: one Archive serves every association of the server. One process at a
     time may open a given root (ArchiveLocked otherwise).
     """

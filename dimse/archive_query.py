@@ -38,7 +38,7 @@ from typing import Any
 
 from pydicom import config
 from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag
@@ -138,13 +138,10 @@ class _Planned:
     instance (`name` None), or nowhere (`absent`: a key of a level below the query's)."""
 
     key: Key
+    tag: BaseTag
     name: str | None
     absent: bool = False
     in_sql: bool = False
-
-    @property
-    def tag(self) -> BaseTag:
-        return BaseTag(self.key.tag)
 
 
 class FindQuery:
@@ -170,9 +167,9 @@ class FindQuery:
         for key in keys:
             entity = entity_of(key.tag) or level
             if LEVELS.index(model_level(entity, root)) > rank:
-                self._planned.append(_Planned(key, None, absent=True))
+                self._planned.append(_Planned(key, BaseTag(key.tag), None, absent=True))
                 continue
-            self._plan(key, entity)
+            self._plan(key)
         self._file_keys = [p.key for p in self._planned if p.name is None and not p.absent]
         if self._file_keys:
             self._selects.append(f"{representative_expr(level)} AS path")
@@ -180,7 +177,7 @@ class FindQuery:
         self._row_tests = [p for p in self._planned if p.name is not None and not p.in_sql]
         self._file_tests = [k for k in self._file_keys if not isinstance(k.condition, Universal)]
 
-    def _plan(self, key: Key, entity: str) -> None:
+    def _plan(self, key: Key) -> None:
         column = COLUMNS_BY_TAG.get(key.tag)
         name = f"k{len(self._selects)}"
         if column is not None and key.vr != "SQ":
@@ -189,7 +186,7 @@ class FindQuery:
             # entity_of() put it at or above the query level, so its table is joined
             expr = COMPUTED[_COMPUTED_BY_TAG[key.tag]][2]
         else:
-            self._planned.append(_Planned(key, None))
+            self._planned.append(_Planned(key, BaseTag(key.tag), None))
             return
         self._selects.append(f"{expr} AS {name}")
         # computed values are tested in Python: a count or a list is no column
@@ -197,7 +194,7 @@ class FindQuery:
         if clause is not None and clause[0] != "1":
             self._where.append(clause[0])
             self._params += clause[1]
-        self._planned.append(_Planned(key, name, in_sql=clause is not None))
+        self._planned.append(_Planned(key, BaseTag(key.tag), name, in_sql=clause is not None))
 
     def sql(self) -> tuple[str, list[Any]]:
         where = " AND ".join(self._where) or "1"
@@ -224,7 +221,7 @@ class FindQuery:
                 return None
         # The elements go into one dict given to Dataset(): adding them one by one
         # through Dataset.__setitem__ was most of the cost of a large answer.
-        elements: dict[BaseTag, DataElement] = {}
+        elements: dict[BaseTag, DataElement | RawDataElement] = {}
         other_text: list[str] = []  # non-ASCII strings: they decide the character set
         for planned in self._planned:
             key = planned.key
@@ -254,12 +251,14 @@ class FindQuery:
             elements[_INSTANCE_AVAILABILITY] = DataElement(
                 _INSTANCE_AVAILABILITY, "CS", "ONLINE", already_converted=True
             )
-        for element in self.echoed:
-            elements[element.tag] = element
+        for element in self.echoed:  # a copy each: responses share no element
+            elements[element.tag] = DataElement(
+                element.tag, element.VR, element.value, already_converted=True
+            )
         charset = character_set_element(choose_character_set(other_text, self.requested_charset))
         if charset is not None:
             elements[charset.tag] = charset
-        return Dataset(dict(sorted(elements.items())))
+        return Dataset(elements)  # pydicom orders the elements when it iterates or writes
 
     def _read(self, root_dir: Path, relative: str | None) -> Dataset | None:
         if not relative:

@@ -138,8 +138,8 @@ def record_of(header: Dataset, transfer_syntax: str, path: str, size: int) -> Re
     ascii_allowed = ascii_text_allowed(header)
     for columns in INDEXED.values():
         for column in columns:
-            texts = attribute_texts(header, column.tag, column.vr, ascii_allowed)
-            items = [normalize(column.vr, t) for t in texts]
+            found = attribute_texts(header, column.tag, column.vr, ascii_allowed)
+            items = [normalize(column.vr, t) for t in found]
             values[column.keyword] = "\\".join(items)
             if column.ranged:
                 values[column.keyword + "__k"] = (

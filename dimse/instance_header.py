@@ -147,7 +147,14 @@ def attribute_texts(dataset: Dataset, tag: int, vr: str, ascii_allowed: bool) ->
     raw: DataElement | RawDataElement | None = dataset.get_item(tag)
     if raw is None:
         return []
-    if ascii_allowed and isinstance(raw, RawDataElement) and vr not in _BINARY_VRS:
+    # only when the bytes are of the VR we expect (or implicit VR): anything else is
+    # pydicom's to convert, or to refuse
+    if (
+        ascii_allowed
+        and isinstance(raw, RawDataElement)
+        and vr not in _BINARY_VRS
+        and raw.VR in (None, vr, "UN")
+    ):
         data = raw.value
         if isinstance(data, bytes) and data.isascii() and b"\x1b" not in data:
             text = data.decode("ascii")

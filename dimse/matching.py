@@ -350,11 +350,38 @@ def compile_keys(
 # Testing stored values
 
 
-@lru_cache(maxsize=1024)
-def wildcard_regex(pattern: str) -> re.Pattern[str]:
-    """The regular expression of a DICOM wild card pattern (C.2.2.2.4)."""
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile("".join(parts), re.DOTALL)
+@lru_cache(maxsize=4096)
+def _segment(segment: str) -> re.Pattern[str]:
+    """A run of a pattern between two `*`: literal characters and `?`. No quantifier,
+    so matching it cannot backtrack."""
+    return re.compile("".join("." if c == "?" else re.escape(c) for c in segment), re.DOTALL)
+
+
+def wildcard_match(pattern: str, text: str) -> bool:
+    """Whether `text` matches a DICOM wild card pattern (C.2.2.2.4) as a whole.
+
+    Not a regular expression with `.*`: a key such as `*a*a*a*a*a*a*a*a*a*a*a*a*b`
+    makes a backtracking engine run for hours (a C-FIND that hangs a thread). The
+    pattern is cut at each `*` into runs of fixed length; the first must match at the
+    start, the last at the end, and each one between at its leftmost place after the
+    one before, which is never a worse choice. Time O(len(text) * len(pattern))."""
+    runs = pattern.split("*")
+    if len(runs) == 1:
+        return _segment(pattern).fullmatch(text) is not None
+    first, last = runs[0], runs[-1]
+    end = len(text) - len(last)
+    if end < len(first) or _segment(first).match(text) is None:
+        return False
+    if _segment(last).match(text, end) is None:
+        return False
+    position = len(first)
+    for run in runs[1:-1]:
+        if run:
+            found = _segment(run).search(text, position, end)
+            if found is None:
+                return False
+            position = found.end()
+    return True
 
 
 def _pn_groups_match(condition: Single | Wildcard, stored: str) -> bool:
@@ -367,7 +394,7 @@ def _pn_groups_match(condition: Single | Wildcard, stored: str) -> bool:
     def one(q: str, s: str) -> bool:
         if isinstance(condition, Single):
             return q == s
-        return wildcard_regex(q).fullmatch(s) is not None
+        return wildcard_match(q, s)
 
     if "=" not in query:
         return one(query, stored) or any(one(query, g) for g in stored_groups)
@@ -403,8 +430,7 @@ def values_match(condition: Condition, vr: str, values: Sequence[str]) -> bool:
             return any(_pn_groups_match(condition, v) for v in values)
         if isinstance(condition, Single):
             return condition.value in values
-        regex = wildcard_regex(condition.pattern)
-        return any(regex.fullmatch(v) is not None for v in values)
+        return any(wildcard_match(condition.pattern, v) for v in values)
     raise TypeError(f"a {type(condition).__name__} is tested with element_matches")
 
 

@@ -76,7 +76,8 @@ def _decode_all(dataset: Dataset, depth: int = 0) -> None:
 
 
 class Worklist:
-    """The worklist entries in `folder` (see the module docstring)."""
+    """The worklist entries in `folder` (see the module docstring); PN keys are matched
+    case-sensitively unless `pn_case_sensitive=False` (dimse/matching.py)."""
 
     def __init__(self, folder: Path, *, pn_case_sensitive: bool = True) -> None:
         self.folder = Path(folder)
