@@ -526,14 +526,22 @@ class Server:
             def provider_check(request: A_ASSOCIATE_RQ) -> A_ASSOCIATE_RJ | None:
                 nonlocal counted
                 refusal = check_protocol_version(request)
+                if refusal is None:
+                    with self._lock:
+                        if self._active >= self.max_associations:
+                            refusal = A_ASSOCIATE_RJ(result=2, source=3, reason=2)
+                        else:
+                            self._active += 1
+                            counted = True
                 if refusal is not None:
-                    return refusal
-                with self._lock:
-                    if self._active >= self.max_associations:
-                        return A_ASSOCIATE_RJ(result=2, source=3, reason=2)
-                    self._active += 1
-                    counted = True
-                return None
+                    log.info(
+                        "association from %s (%r -> %r) rejected: %s",
+                        peer,
+                        request.calling_ae,
+                        request.called_ae,
+                        describe_rejection(refusal.result, refusal.source, refusal.reason),
+                    )
+                return refusal
 
             machine = Machine(
                 requestor=False,
