@@ -97,6 +97,30 @@ def _ae(value: Any, where: str) -> str:
     return value.strip()
 
 
+def _integer(data: dict[str, Any], key: str) -> int:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer, not {value!r}")
+    return value
+
+
+def _timeouts(table: Any) -> Timeouts:
+    """The [timeouts] table: seconds, each a number."""
+    known = set(Timeouts.__dataclass_fields__)
+    if not isinstance(table, dict):
+        raise ConfigError(f"[timeouts] must be a table: {', '.join(sorted(known))} (seconds)")
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(
+            f"[timeouts]: unknown settings {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"timeouts.{key} must be a number of seconds above 0, not {value!r}")
+    return Timeouts(**{key: float(value) for key, value in table.items()})
+
+
 def load_config(path: Path) -> ServerConfig:
     """Read a TOML configuration; raises ConfigError with the key at fault."""
     try:
@@ -115,7 +139,7 @@ def load_config(path: Path) -> ServerConfig:
         if "aetitle" in data:
             config.aetitle = _ae(data["aetitle"], "aetitle")
         if "port" in data:
-            config.port = int(data["port"])
+            config.port = _integer(data, "port")
         if "host" in data:
             config.host = str(data["host"])
         if "archive" in data:
@@ -124,7 +148,7 @@ def load_config(path: Path) -> ServerConfig:
             config.worklist = base / str(data["worklist"])
         for key in ("max_associations", "max_pdu"):
             if key in data:
-                setattr(config, key, int(data[key]))
+                setattr(config, key, _integer(data, key))
         for key in ("check_called_ae", "fsync", "allow_password_without_tls", "require_identity"):
             if key in data:
                 if not isinstance(data[key], bool):
@@ -132,16 +156,20 @@ def load_config(path: Path) -> ServerConfig:
                 setattr(config, key, data[key])
         for key in ("allowed_calling_aes", "move_allowed_aes"):
             if key in data:
+                if not isinstance(data[key], list):  # a string would be taken letter by letter
+                    raise ConfigError(f'{key} must be a list of AE titles: ["AE1", "AE2"]')
                 setattr(config, key, frozenset(_ae(v, key) for v in data[key]))
         if "duplicates" in data:
             if data["duplicates"] not in ("replace", "keep", "reject"):
                 raise ConfigError("duplicates must be replace, keep or reject")
             config.duplicates = data["duplicates"]
-        for ae, address in dict(data.get("destinations", {})).items():
+        destinations = data.get("destinations", {})
+        if not isinstance(destinations, dict):
+            raise ConfigError('[destinations] must be a table: AE = "host:port"')
+        for ae, address in destinations.items():
             config.destinations[_ae(ae, "destinations")] = parse_address(str(address), f"destinations.{ae}")
         if "timeouts" in data:
-            values = {k: float(v) for k, v in dict(data["timeouts"]).items()}
-            config.timeouts = Timeouts(**values)
+            config.timeouts = _timeouts(data["timeouts"])
         _load_security(data, base, config)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from pydicom.dataset import Dataset
 
 from dimse.archive import Archive, PendingStore
+from dimse.matching import QueryError
 from dimse.messages import C_FIND_RQ, C_GET_RQ, C_MOVE_RQ, C_STORE_RQ
 from dimse.models import LEVELS, MODALITY_WORKLIST_FIND, Root, levels_of, root_of
 from dimse.scp import Caller, Handlers, HandlerStatus, StoreSink
@@ -98,13 +99,16 @@ class ArchiveHandlers(Handlers):
 
     def find(self, caller: Caller, request: C_FIND_RQ, identifier: Dataset) -> Iterator[Dataset]:
         root = root_of(request.affected_sop_class_uid)
-        if root is Root.WORKLIST:
-            if self.worklist is None:
-                raise HandlerStatus(0x0122, "no worklist is configured")
-            return self.worklist.find(identifier)
-        if root is None:
-            raise HandlerStatus(0x0122)
-        return self.archive.find(identifier, root, self._level(root, identifier))
+        try:
+            if root is Root.WORKLIST:
+                if self.worklist is None:
+                    raise HandlerStatus(0x0122, "no worklist is configured")
+                return self.worklist.find(identifier)
+            if root is None:
+                raise HandlerStatus(0x0122)
+            return self.archive.find(identifier, root, self._level(root, identifier))
+        except QueryError as exc:  # an identifier that cannot be answered: its status
+            raise HandlerStatus(exc.status, str(exc)[:64]) from exc
 
     # -- retrieve -----------------------------------------------------------------------
 
@@ -113,7 +117,11 @@ class ArchiveHandlers(Handlers):
         if root is None or root is Root.WORKLIST:
             raise HandlerStatus(0x0122)
         level = self._level(root, identifier)
-        return [instance.path for instance in self.archive.instances(identifier, root, level)]
+        try:
+            instances = self.archive.instances(identifier, root, level)
+        except QueryError as exc:  # e.g. no Unique Key of the level: its status
+            raise HandlerStatus(exc.status, str(exc)[:64]) from exc
+        return [instance.path for instance in instances]
 
     def destination(self, caller: Caller, ae_title: str) -> tuple[str, int] | None:
         if self.move_allowed is not None and not self.move_allowed(caller.calling_ae):

@@ -52,7 +52,7 @@ from dul.primitives import (
     ReleaseIndication,
     Send,
 )
-from dul.reasons import describe_rejection
+from dul.reasons import RJ_REASONS
 from dul.tls import TlsCertificateError, TlsHandshakeError, describe_tls_error
 
 log = logging.getLogger("dul.transport")
@@ -590,7 +590,7 @@ class Server:
                         peer,
                         request.calling_ae,
                         request.called_ae,
-                        describe_rejection(refusal.result, refusal.source, refusal.reason),
+                        RJ_REASONS.get((refusal.source, refusal.reason), f"reason {refusal.reason}"),
                     )
                 return refusal
 
@@ -615,10 +615,16 @@ class Server:
                 log.info(
                     "association from %s (%r -> %r) rejected: %s",
                     peer,
-                    primitive.request.calling_ae_title,
+                    primitive.request.calling_ae_title,  # as received, padding shown
                     primitive.request.called_ae_title,
-                    describe_rejection(response.result, response.source, response.reason),
+                    RJ_REASONS.get((response.source, response.reason), f"reason {response.reason}"),
                 )
+                # A rejected association no longer takes a place in the limit while
+                # we wait (ARTIM at most) for the peer to close.
+                with self._lock:
+                    if counted:
+                        self._active -= 1
+                        counted = False
                 channel._await_close()
                 return
             channel.contexts = negotiated_contexts(primitive.request, response)
