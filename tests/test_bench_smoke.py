@@ -24,8 +24,10 @@ def test_w5_quick_runs_both_pairings(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     out = tmp_path / "bench.json"
     status = run.main(
-        ["--only", "W5", "--associations", "20", "--repeat", "1", "--quiet"]
-        + ["--workdir", str(tmp_path), "--json", str(out)]
+        [
+            *("--only", "W5", "--associations", "20", "--repeat", "1", "--quiet"),
+            *("--workdir", str(tmp_path), "--json", str(out)),
+        ]
     )
     table = capsys.readouterr().out
     assert status == 0, table
