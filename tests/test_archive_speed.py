@@ -2,8 +2,9 @@
 
 The instances are real (built with pydicom, stored through `begin_store` like any
 other); the timing is of `Archive.find` alone, the responses consumed as the C-FIND
-SCP would. The bound is loose, for slow CI machines; the figure measured is printed
-(`pytest -s`) and recorded in the report.
+SCP would. Nothing here asserts a time (speed is the benchmark's business,
+tests/bench): the tests check that every match comes back, and print the figure
+(`pytest -s`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from dimse.models import Root
 from tests.test_archive_data import identifier, make_instance, store
 
 COUNT = 10_000
-FIND_BOUND_S = 5.0
 
 
 def _scratch(tmp_path_factory: pytest.TempPathFactory) -> tempfile.TemporaryDirectory[str] | Path:
@@ -88,14 +88,14 @@ def test_image_level_find_over_10000_instances(big: tuple[Archive, str, str]) ->
     }
     count, elapsed = timed(archive, Root.STUDY, "IMAGE", **keys)
     print(f"image-level find, {count} matches, UIDs above: {elapsed:.3f} s")
-    assert count == COUNT and elapsed < FIND_BOUND_S
+    assert count == COUNT
     count, elapsed = timed(
         archive, Root.PATIENT, "IMAGE", PatientName="Speed*", SOPInstanceUID="", InstanceNumber=""
     )
     print(
         f"image-level find, {count} matches, PatientName wild card tested in Python: {elapsed:.3f} s"
     )
-    assert count == COUNT and elapsed < FIND_BOUND_S
+    assert count == COUNT
     count, elapsed = timed(
         archive,
         Root.STUDY,
@@ -115,5 +115,5 @@ def test_retrieve_list_of_10000_instances(big: tuple[Archive, str, str]) -> None
     found = archive.instances(identifier("STUDY", StudyInstanceUID=study), Root.STUDY, "STUDY")
     elapsed = time.perf_counter() - started
     print(f"instances() of a 10,000-instance study: {elapsed:.3f} s")
-    assert len(found) == COUNT and elapsed < FIND_BOUND_S
+    assert len(found) == COUNT
     assert all(isinstance(i.path, Path) for i in found[:10])
