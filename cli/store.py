@@ -106,7 +106,7 @@ def _progress(infos: list[Part10Info], debug: bool) -> Iterator[Iterable[Part10I
         return
     loggers = [logging.getLogger(name) for name in (CLI_LOGGER, *LIBRARY_LOGGERS)]
     with logging_redirect_tqdm(loggers=loggers):
-        bar = tqdm(infos, desc="C-STORE", unit="file", file=sys.stderr, leave=False)
+        bar = tqdm(infos, desc="C-STORE", unit="file", file=sys.stderr, leave=True)
         try:
             yield bar
         finally:
