@@ -29,6 +29,16 @@ from dul.transport import Channel
 log = logging.getLogger("dimse")
 
 
+class _SinkHolder:
+    """The data sink in use, called by the reassembler with the message's context."""
+
+    def __init__(self, sink: Callable[[int, Command], BinaryIO | None] | None) -> None:
+        self.sink = sink
+
+    def open(self, context_id: int, command: Command) -> BinaryIO | None:
+        return None if self.sink is None else self.sink(context_id, command)
+
+
 class MessageChannel:
     """Send and receive whole DIMSE messages on one association."""
 
@@ -42,19 +52,17 @@ class MessageChannel:
         self.contexts: dict[int, NegotiatedContext] = {
             cid: ctx for cid, ctx in channel.contexts.items() if ctx.accepted
         }
-        self._sink = data_sink
-        self.reassembler = Reassembler(self.contexts, data_sink=self._open_sink)
+        # The reassembler calls a holder that knows only the sink, not this channel:
+        # a bound method of ours there would make a reference cycle, and every
+        # association would wait for the cycle collector to be freed.
+        self._sinks = _SinkHolder(data_sink)
+        self.reassembler = Reassembler(self.contexts, data_sink=self._sinks.open)
         self._ready: deque[ReceivedMessage] = deque()
         self._message_id = 0
 
-    def _open_sink(self, command: Command) -> BinaryIO | None:
-        if self._sink is None:
-            return None
-        return self._sink(self.reassembler.context_id, command)
-
     def set_data_sink(self, sink: Callable[[int, Command], BinaryIO | None] | None) -> None:
         """Where the data sets of the next messages go (None: memory, then a spool)."""
-        self._sink = sink
+        self._sinks.sink = sink
 
     @property
     def max_pdu(self) -> int:
@@ -185,3 +193,4 @@ class MessageChannel:
 
     def close(self) -> None:
         self.reassembler.close()
+        self._sinks.sink = None  # a handler's bound method: let its owner go

@@ -237,7 +237,7 @@ _IDLE, _COMMAND, _DATA = 0, 1, 2
 
 #: Called with the command when a data set is announced; returns the sink to write
 #: it to, or None for the default (memory, then a temporary file).
-DataSink = Callable[[Command], BinaryIO | None]
+DataSink = Callable[[int, Command], BinaryIO | None]
 
 
 class Reassembler:
@@ -371,7 +371,7 @@ class Reassembler:
         self._state = _DATA
         if self.data_sink is not None:
             try:
-                sink = self.data_sink(command)
+                sink = self.data_sink(self._context, command)
             except OSError as exc:
                 self._write_error = exc
             else:
@@ -443,6 +443,7 @@ class Reassembler:
 
     def _reset(self) -> None:
         self._state = _IDLE
+        self._context = 0
         self._command_parts = []
         self._command_length = 0
         self._command = None

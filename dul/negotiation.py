@@ -61,6 +61,8 @@ IMPLEMENTATION_CLASS_UID = "2.25.308092614656787327937334279252522491514"
 IMPLEMENTATION_VERSION_NAME = "DICOM-UL_010"
 
 MAX_PRESENTATION_CONTEXTS = 128
+#: A requestor's Maximum Length must leave room for a PDV header (6) and data.
+MIN_PDV_ROOM = 6
 
 # Presentation context results (PS3.8 9.3.3.2)
 ACCEPTANCE = 0
@@ -210,11 +212,14 @@ def negotiate(request: A_ASSOCIATE_RQ, policy: AcceptorPolicy) -> A_ASSOCIATE_AC
         return A_ASSOCIATE_RJ(result=1, source=1, reason=3)
     if policy.check_called_ae and request.called_ae != policy.ae_title:
         return A_ASSOCIATE_RJ(result=1, source=1, reason=7)  # called-AE-title-not-recognized
+    user = request.user_information
+    if user.maximum_length is not None and 0 < user.maximum_length <= MIN_PDV_ROOM:
+        # A P-DATA-TF of that length cannot hold a PDV with one byte of data (PS3.8 D.1).
+        return A_ASSOCIATE_RJ(result=1, source=2, reason=1)
     proposals = request.presentation_contexts
     if len(proposals) > MAX_PRESENTATION_CONTEXTS:
         return A_ASSOCIATE_RJ(result=1, source=2, reason=1)
 
-    user = request.user_information
     identity_response: bytes | None = None
     if policy.identity_check is not None:
         accepted, identity_response = _check_identity(user.user_identity, policy)
@@ -247,10 +252,12 @@ def negotiate(request: A_ASSOCIATE_RQ, policy: AcceptorPolicy) -> A_ASSOCIATE_AC
                 _window(asked.max_operations_invoked, policy.async_window[1]),
             )
         )
+    answered: set[str] = set()
     for role in user.role_selections:
         uid = uid_text(role.sop_class_uid)
-        if uid not in accepted_abstracts:
-            continue
+        if uid not in accepted_abstracts or uid in answered:
+            continue  # one answer per SOP class: repeats would only grow the AC
+        answered.add(uid)
         scp_ok = policy.scp_roles is None or uid in policy.scp_roles
         reply.append(
             RoleSelectionSubItem(uid, int(bool(role.scu_role)), int(bool(role.scp_role) and scp_ok))

@@ -1,18 +1,30 @@
-"""Write the seed corpora of the fuzz targets: real PDUs, from two encoders.
+"""Write the seed corpora of the fuzz targets, from two encoders: ours and pynetdicom's.
 
-    python fuzz/make_corpus.py          # rewrites fuzz/corpus/pdu/ and fuzz/corpus/framing/
+    python fuzz/make_corpus.py          # rewrites every folder under fuzz/corpus/
 
-Every PDU type comes twice: once from our own encoder (`dul.encode_pdu`) and once
-from pynetdicom's PDU classes, an independent encoder. A few seeds are hand-made
-oddities the decoder must accept (nonzero reserved bytes, unknown items). The files
-are small (a few hundred bytes each), so the corpora can live in the repository.
+- `pdu/`: every PDU type twice, once from `dul.encode_pdu` and once from pynetdicom's
+  PDU classes, plus hand-made oddities the decoder must accept (nonzero reserved
+  bytes, unknown items).
+- `framing/`: `k | k chunk sizes | stream` (the layout of `fuzz_framing.py`): whole
+  conversations, cut around their PDU boundaries.
+- `command/`: the command set of every DIMSE-C and DIMSE-N message, from
+  `dimse.messages` and from pynetdicom's messages, plus oddities (no group length,
+  elements out of order, retired and unknown elements).
+- `reassembly/`: the PDV records of `fuzz_reassembly.py` for real messages (echo,
+  store with a data set, find with an identifier, back to back), fragmented as our
+  `fragment_message` and pynetdicom's `encode_msg` cut them, and a few faults.
+- `negotiation/`: A-ASSOCIATE-RQ bodies (without the 6-byte header) from our
+  `build_request` (echo, store, query/retrieve, C-GET roles, user identity,
+  asynchronous window) and pynetdicom, and the refusals of negotiation.py (even or
+  repeated context IDs, no transfer syntax, protocol version 2, bad AE titles,
+  another application context, 129 contexts).
 
-A framing seed is `k | k chunk-size bytes | stream`, the layout `fuzz_framing.py`
-reads: the stream is several whole PDUs back to back, cut in chunks of those sizes.
+The files are small (at most a few KiB), so the corpora live in the repository.
 """
 
 from __future__ import annotations
 
+import io
 import shutil
 import struct
 import sys
@@ -288,40 +300,566 @@ def pynetdicom_pdus() -> dict[str, bytes]:
 
 
 # --------------------------------------------------------------------------------------
-# Framing seeds: whole conversations, cut in chunks
+# Framing seeds: whole conversations, cut around their PDU boundaries
+
+
+def _gaps(cuts: list[int]) -> list[int]:
+    """Chunk sizes (each at most 255) that cut a stream at these offsets."""
+    sizes: list[int] = []
+    position = 0
+    for cut in sorted(cuts):
+        gap = cut - position
+        while gap > 255:
+            sizes.append(255)
+            gap -= 255
+        sizes.append(gap)
+        position = cut
+    return sizes
+
+
+def framing_seed(pieces: list[bytes], cuts: list[int] | None = None, bytewise: int = 0) -> bytes:
+    """`k | sizes | stream`: cut at `cuts` (default: 3 bytes into each PDU header and
+    at each boundary), or fed one byte at a time for the first `bytewise` bytes."""
+    stream = b"".join(pieces)
+    if bytewise:
+        sizes = [1] * bytewise
+    else:
+        if cuts is None:
+            cuts = []
+            position = 0
+            for piece in pieces:
+                cuts += [position, position + 3]
+                position += len(piece)
+        sizes = _gaps([c for c in cuts if 0 < c < len(stream)])
+    sizes = sizes[:31]
+    return bytes([len(sizes)]) + bytes(sizes) + stream
 
 
 def framing_seeds(pdus: dict[str, bytes]) -> dict[str, bytes]:
-    def seed(chunks: list[int], names: list[str]) -> bytes:
-        return bytes([len(chunks)]) + bytes(chunks) + b"".join(pdus[n] for n in names)
+    def get(names: list[str]) -> list[bytes]:
+        return [pdus[n] for n in names]
 
-    requestor = ["ours-associate-rq", "ours-pdata-echo-rq", "ours-release-rq"]
-    acceptor = ["pynetdicom-associate-ac", "pynetdicom-pdata-echo-rsp", "pynetdicom-release-rp"]
+    requestor = get(["ours-associate-rq", "ours-pdata-echo-rq", "ours-release-rq"])
+    acceptor = get(
+        ["pynetdicom-associate-ac", "pynetdicom-pdata-echo-rsp", "pynetdicom-release-rp"]
+    )
+    pyn = get(["pynetdicom-associate-rq", "pynetdicom-pdata-echo-rq", "pynetdicom-release-rq"])
+    many = get(["ours-pdata-four-pdvs"] * 4 + ["ours-release-rp"])
     return {
-        "requestor-whole": seed([], requestor),
-        "requestor-bytewise": seed([1], requestor),
-        "requestor-odd-chunks": seed([7, 3, 250, 1, 64], requestor),
-        "acceptor-chunks": seed([5, 6, 100], acceptor),
-        "acceptor-then-abort": seed([13], [*acceptor[:2], "ours-abort-provider-6"]),
-        "pynetdicom-requestor": seed(
-            [31, 2],
-            ["pynetdicom-associate-rq", "pynetdicom-pdata-echo-rq", "pynetdicom-release-rq"],
+        "requestor-whole": framing_seed(requestor, cuts=[]),
+        "requestor-headers": framing_seed(requestor),
+        "requestor-bytewise": framing_seed(requestor, bytewise=31),
+        "requestor-odd-chunks": framing_seed(requestor, cuts=[7, 10, 260, 261, 325]),
+        "acceptor-headers": framing_seed(acceptor),
+        "acceptor-then-abort": framing_seed([*acceptor[:2], pdus["ours-abort-provider-6"]]),
+        "pynetdicom-requestor": framing_seed(pyn),
+        "rejected": framing_seed(get(["pynetdicom-associate-rq", "pynetdicom-associate-rj"])),
+        "many-pdata": framing_seed(many),
+        "many-pdata-empty-feeds": bytes([4, 0, 6, 0, 0]) + b"".join(many),
+        "odd-reserved": framing_seed(
+            get(["odd-associate-rq-reserved-and-unknown", "odd-abort-reserved"])
         ),
-        "rejected": seed([3], ["pynetdicom-associate-rq", "pynetdicom-associate-rj"]),
-        "many-pdata": seed([255, 17], ["ours-pdata-four-pdvs"] * 4 + ["ours-release-rp"]),
-        "odd-reserved": seed([9], ["odd-associate-rq-reserved-and-unknown", "odd-abort-reserved"]),
-        "truncated": seed([4], ["ours-associate-ac"])[:-10],
+        "truncated": framing_seed(get(["ours-associate-ac"]))[:-10],
+        "http-get": bytes([2, 1, 3]) + b"GET / HTTP/1.1\r\n\r\n",
+        "pdata-too-long": bytes([1, 3]) + bytes.fromhex("04 00 00010000 00000002 01 03"),
     }
 
 
-def build() -> tuple[dict[str, bytes], dict[str, bytes]]:
+# --------------------------------------------------------------------------------------
+# Command sets (fuzz_command.py)
+
+STORE_UID = "1.2.826.0.1.3680043.8.498.12345678901234567890"
+
+
+def our_messages() -> dict[str, Any]:
+    from dimse import messages as m
+
+    ct = CT_STORAGE
+    return {
+        "c-store-rq": m.C_STORE_RQ(
+            message_id=7, affected_sop_class_uid=ct, affected_sop_instance_uid=STORE_UID
+        ),
+        "c-store-rq-move": m.C_STORE_RQ(
+            message_id=8,
+            affected_sop_class_uid=ct,
+            affected_sop_instance_uid=STORE_UID,
+            priority=m.Priority.HIGH,
+            move_originator_aet="MOVESCU",
+            move_originator_message_id=3,
+        ),
+        "c-store-rsp": m.C_STORE_RSP(
+            message_id_being_responded_to=7,
+            status=0,
+            affected_sop_class_uid=ct,
+            affected_sop_instance_uid=STORE_UID,
+        ),
+        "c-store-rsp-warning": m.C_STORE_RSP(
+            message_id_being_responded_to=7,
+            status=0xB000,
+            error_comment="coerced",
+            offending_element=(0x00100010, 0x00100020),
+        ),
+        "c-find-rq": m.C_FIND_RQ(message_id=2, affected_sop_class_uid=FIND),
+        "c-find-rsp-pending": m.C_FIND_RSP(
+            message_id_being_responded_to=2, status=0xFF00, affected_sop_class_uid=FIND
+        ).with_data_set(),
+        "c-find-rsp-final": m.C_FIND_RSP(message_id_being_responded_to=2, status=0),
+        "c-get-rq": m.C_GET_RQ(message_id=4, affected_sop_class_uid="1.2.840.10008.5.1.4.1.2.2.3"),
+        "c-get-rsp": m.C_GET_RSP(
+            message_id_being_responded_to=4,
+            status=0xFF00,
+            number_of_remaining_suboperations=3,
+            number_of_completed_suboperations=1,
+            number_of_failed_suboperations=0,
+            number_of_warning_suboperations=0,
+        ),
+        "c-move-rq": m.C_MOVE_RQ(
+            message_id=5,
+            affected_sop_class_uid="1.2.840.10008.5.1.4.1.2.2.2",
+            move_destination="STORESCP",
+        ),
+        "c-move-rsp-failed": m.C_MOVE_RSP(
+            message_id_being_responded_to=5,
+            status=0xA801,
+            error_comment="unknown destination",
+            number_of_completed_suboperations=0,
+            number_of_failed_suboperations=2,
+        ),
+        "c-echo-rq": m.C_ECHO_RQ(message_id=1),
+        "c-echo-rsp": m.C_ECHO_RSP(
+            message_id_being_responded_to=1, status=0, affected_sop_class_uid=VERIFICATION
+        ),
+        "c-cancel-rq": m.C_CANCEL_RQ(message_id_being_responded_to=2),
+        "n-event-report-rq": m.N_EVENT_REPORT_RQ(
+            message_id=9,
+            affected_sop_class_uid="1.2.840.10008.1.20.1",
+            affected_sop_instance_uid="1.2.840.10008.1.20.1.1",
+            event_type_id=1,
+        ),
+        "n-event-report-rsp": m.N_EVENT_REPORT_RSP(
+            message_id_being_responded_to=9, status=0, event_type_id=1
+        ),
+        "n-get-rq": m.N_GET_RQ(
+            message_id=10,
+            requested_sop_class_uid="1.2.840.10008.5.1.1.16",
+            requested_sop_instance_uid="1.2.840.10008.5.1.1.17",
+            attribute_identifier_list=(0x21100010, 0x21100020),
+        ),
+        "n-get-rsp": m.N_GET_RSP(message_id_being_responded_to=10, status=0x0107, error_id=3),
+        "n-set-rq": m.N_SET_RQ(
+            message_id=11,
+            requested_sop_class_uid="1.2.840.10008.3.1.2.3.3",
+            requested_sop_instance_uid=STORE_UID,
+        ),
+        "n-set-rsp": m.N_SET_RSP(message_id_being_responded_to=11, status=0x0106),
+        "n-action-rq": m.N_ACTION_RQ(
+            message_id=12,
+            requested_sop_class_uid="1.2.840.10008.1.20.1",
+            requested_sop_instance_uid="1.2.840.10008.1.20.1.1",
+            action_type_id=1,
+        ).with_data_set(),
+        "n-action-rsp": m.N_ACTION_RSP(message_id_being_responded_to=12, status=0),
+        "n-create-rq": m.N_CREATE_RQ(
+            message_id=13, affected_sop_class_uid="1.2.840.10008.3.1.2.3.3"
+        ).with_data_set(),
+        "n-create-rsp": m.N_CREATE_RSP(
+            message_id_being_responded_to=13, status=0, affected_sop_instance_uid=STORE_UID
+        ),
+        "n-delete-rq": m.N_DELETE_RQ(
+            message_id=14,
+            requested_sop_class_uid="1.2.840.10008.5.1.1.1",
+            requested_sop_instance_uid=STORE_UID,
+        ),
+        "n-delete-rsp": m.N_DELETE_RSP(message_id_being_responded_to=14, status=0x0112),
+    }
+
+
+def pynetdicom_commands() -> dict[str, bytes]:
+    from pydicom.dataset import Dataset
+    from pynetdicom import dimse_messages as M
+    from pynetdicom import dimse_primitives as P
+    from pynetdicom.dsutils import encode
+
+    def command(message_class: Any, primitive_class: Any, **fields: Any) -> bytes:
+        primitive = primitive_class()
+        for name, value in fields.items():
+            setattr(primitive, name, value)
+        message = message_class()
+        message.primitive_to_message(primitive)
+        data = encode(message.command_set, True, True)
+        assert data is not None
+        return data
+
+    def identifier() -> io.BytesIO:
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        return io.BytesIO(encode(query, True, True) or b"")
+
+    def store() -> io.BytesIO:
+        instance = Dataset()
+        instance.SOPClassUID = CT_STORAGE
+        instance.SOPInstanceUID = STORE_UID
+        return io.BytesIO(encode(instance, True, True) or b"")
+
+    qr_get = "1.2.840.10008.5.1.4.1.2.1.3"
+    qr_move = "1.2.840.10008.5.1.4.1.2.1.2"
+    return {
+        "pynetdicom-c-store-rq": command(
+            M.C_STORE_RQ,
+            P.C_STORE,
+            MessageID=3,
+            AffectedSOPClassUID=CT_STORAGE,
+            AffectedSOPInstanceUID=STORE_UID,
+            Priority=2,
+            DataSet=store(),
+            MoveOriginatorApplicationEntityTitle="MOVER",
+            MoveOriginatorMessageID=9,
+        ),
+        "pynetdicom-c-store-rsp": command(
+            M.C_STORE_RSP,
+            P.C_STORE,
+            MessageIDBeingRespondedTo=3,
+            Status=0xA700,
+            AffectedSOPClassUID=CT_STORAGE,
+            AffectedSOPInstanceUID=STORE_UID,
+            ErrorComment="out of resources",
+        ),
+        "pynetdicom-c-find-rq": command(
+            M.C_FIND_RQ,
+            P.C_FIND,
+            MessageID=5,
+            AffectedSOPClassUID=FIND,
+            Priority=0,
+            Identifier=identifier(),
+        ),
+        "pynetdicom-c-find-rsp": command(
+            M.C_FIND_RSP,
+            P.C_FIND,
+            MessageIDBeingRespondedTo=5,
+            Status=0xFF00,
+            AffectedSOPClassUID=FIND,
+            Identifier=identifier(),
+        ),
+        "pynetdicom-c-get-rq": command(
+            M.C_GET_RQ,
+            P.C_GET,
+            MessageID=6,
+            AffectedSOPClassUID=qr_get,
+            Priority=1,
+            Identifier=identifier(),
+        ),
+        "pynetdicom-c-get-rsp": command(
+            M.C_GET_RSP,
+            P.C_GET,
+            MessageIDBeingRespondedTo=6,
+            Status=0xB000,
+            AffectedSOPClassUID=qr_get,
+            NumberOfRemainingSuboperations=0,
+            NumberOfCompletedSuboperations=4,
+            NumberOfFailedSuboperations=1,
+            NumberOfWarningSuboperations=0,
+        ),
+        "pynetdicom-c-move-rq": command(
+            M.C_MOVE_RQ,
+            P.C_MOVE,
+            MessageID=7,
+            AffectedSOPClassUID=qr_move,
+            Priority=0,
+            MoveDestination="STORESCP",
+            Identifier=identifier(),
+        ),
+        "pynetdicom-c-move-rsp": command(
+            M.C_MOVE_RSP,
+            P.C_MOVE,
+            MessageIDBeingRespondedTo=7,
+            Status=0,
+            AffectedSOPClassUID=qr_move,
+            NumberOfCompletedSuboperations=2,
+            NumberOfFailedSuboperations=0,
+            NumberOfWarningSuboperations=0,
+        ),
+        "pynetdicom-c-echo-rq": command(
+            M.C_ECHO_RQ, P.C_ECHO, MessageID=1, AffectedSOPClassUID=VERIFICATION
+        ),
+        "pynetdicom-c-echo-rsp": command(
+            M.C_ECHO_RSP,
+            P.C_ECHO,
+            MessageIDBeingRespondedTo=1,
+            Status=0,
+            AffectedSOPClassUID=VERIFICATION,
+        ),
+        "pynetdicom-c-cancel-rq": command(M.C_CANCEL_RQ, P.C_CANCEL, MessageIDBeingRespondedTo=5),
+        "pynetdicom-n-get-rq": command(
+            M.N_GET_RQ,
+            P.N_GET,
+            MessageID=8,
+            RequestedSOPClassUID="1.2.840.10008.5.1.1.16",
+            RequestedSOPInstanceUID="1.2.840.10008.5.1.1.17",
+            AttributeIdentifierList=[0x21100010, 0x00100010],
+        ),
+        "pynetdicom-n-event-report-rq": command(
+            M.N_EVENT_REPORT_RQ,
+            P.N_EVENT_REPORT,
+            MessageID=9,
+            AffectedSOPClassUID="1.2.840.10008.1.20.1",
+            AffectedSOPInstanceUID="1.2.840.10008.1.20.1.1",
+            EventTypeID=2,
+        ),
+    }
+
+
+def _element(element: int, value: bytes) -> bytes:
+    return struct.pack("<HHI", 0, element, len(value)) + value
+
+
+def command_seeds() -> dict[str, bytes]:
+    seeds = {f"ours-{name}": message.encode() for name, message in our_messages().items()}
+    seeds.update(pynetdicom_commands())
+    echo = ECHO_RQ_COMMAND
+    body = echo[12:]
+    elements = [body[0:26], body[26:36], body[36:46], body[46:56]]
+    seeds.update(
+        {
+            "odd-no-group-length": body,
+            "odd-out-of-order": b"".join(reversed(elements)),
+            "odd-unknown-element": body + _element(0x0999, b"\x01\x02\x03\x04"),
+            "odd-retired-elements": echo
+            + _element(0x0200, b"INITIATOR ")
+            + _element(0x51B0, b"\x01\x00\x02\x00"),
+            "odd-ui-space-padded": _element(0x0002, b"1.2.840.10008.1.1 ") + body[26:],
+            "odd-empty": b"",
+        }
+    )
+    return seeds
+
+
+# --------------------------------------------------------------------------------------
+# PDV records (fuzz_reassembly.py): context | control | flags | n | n bytes
+
+
+def pdv_records(pdus: list[list[tuple[int, int, bytes]]]) -> bytes:
+    """Records for P-DATA-TFs given as lists of (context, control, data) PDVs; data
+    over 255 bytes is cut into several fragments of the same kind."""
+    out = bytearray()
+    for pdvs in pdus:
+        records: list[tuple[int, int, bytes]] = []
+        for context, control, data in pdvs:
+            while len(data) > 255:
+                records.append((context, control & ~0x02, data[:255]))
+                data = data[255:]
+            records.append((context, control, data))
+        for index, (context, control, data) in enumerate(records):
+            end = 0x01 if index == len(records) - 1 else 0x00
+            out += bytes((context, control, end, len(data))) + data
+    return bytes(out)
+
+
+def _pdus_of(stream: list[bytes]) -> list[list[tuple[int, int, bytes]]]:
+    from dul import decode_pdu
+
+    result = []
+    for raw in stream:
+        pdu = decode_pdu(raw)
+        assert isinstance(pdu, P_DATA_TF)
+        result.append([(p.context_id, p.control, p.data) for p in pdu.pdvs])
+    return result
+
+
+def reassembly_seeds() -> dict[str, bytes]:
+    from pydicom.dataset import Dataset
+    from pynetdicom import dimse_messages as M
+    from pynetdicom import dimse_primitives as P
+
+    from dimse.datasets import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, encode_dataset
+    from dimse.fragments import fragment_message
+    from dimse.messages import C_ECHO_RQ, C_FIND_RQ, C_STORE_RQ
+
+    instance = Dataset()
+    instance.SOPClassUID = CT_STORAGE
+    instance.SOPInstanceUID = STORE_UID
+    instance.PatientName = "DOE^JOHN"
+    instance.PatientID = "12345"
+    instance.Modality = "CT"
+    small = encode_dataset(instance, EXPLICIT_VR_LITTLE_ENDIAN)
+    big_instance = Dataset()
+    big_instance.update(instance)
+    big_instance.ImageComments = "x" * 1400  # over the 1 KiB spool threshold
+    big = encode_dataset(big_instance, EXPLICIT_VR_LITTLE_ENDIAN)
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.PatientName = "DOE*"
+    query.StudyInstanceUID = ""
+    identifier = encode_dataset(query, IMPLICIT_VR_LITTLE_ENDIAN)
+
+    echo = C_ECHO_RQ(message_id=1).encode()
+    store = C_STORE_RQ(
+        message_id=2, affected_sop_class_uid=CT_STORAGE, affected_sop_instance_uid=STORE_UID
+    ).encode()
+    find = C_FIND_RQ(message_id=3, affected_sop_class_uid=FIND).encode()
+
+    def ours(context: int, command: bytes, data: bytes | None, max_pdu: int) -> list[bytes]:
+        return list(fragment_message(context, command, data, max_pdu))
+
+    def pyn(
+        context: int, message: Any, primitive: Any, max_pdu: int
+    ) -> list[list[tuple[int, int, bytes]]]:
+        message.primitive_to_message(primitive)
+        pdus = []
+        for p_data in message.encode_msg(context, max_pdu):
+            pdus.append([(c, v[0], v[1:]) for c, v in p_data.presentation_data_value_list])
+        return pdus
+
+    store_primitive = P.C_STORE()
+    store_primitive.MessageID = 4
+    store_primitive.AffectedSOPClassUID = CT_STORAGE
+    store_primitive.AffectedSOPInstanceUID = STORE_UID
+    store_primitive.Priority = 0
+    store_primitive.DataSet = io.BytesIO(small)
+    find_primitive = P.C_FIND()
+    find_primitive.MessageID = 5
+    find_primitive.AffectedSOPClassUID = FIND
+    find_primitive.Priority = 0
+    find_primitive.Identifier = io.BytesIO(identifier)
+
+    return {
+        "ours-echo": pdv_records(_pdus_of(ours(1, echo, None, 16384))),
+        "ours-store-one-pdu": pdv_records(_pdus_of(ours(3, store, small, 16384))),
+        "ours-store-fragmented": pdv_records(_pdus_of(ours(3, store, small, 64))),
+        "ours-store-spooled": pdv_records(_pdus_of(ours(3, store, big, 16384))),
+        "ours-find": pdv_records(_pdus_of(ours(1, find, identifier, 100))),
+        "ours-echo-then-find": pdv_records(
+            _pdus_of(ours(1, echo, None, 16384) + ours(1, find, identifier, 16384))
+        ),
+        "ours-store-then-echo": pdv_records(
+            _pdus_of(ours(3, store, small, 200) + ours(1, echo, None, 16384))
+        ),
+        "pynetdicom-store": pdv_records(pyn(3, M.C_STORE_RQ(), store_primitive, 128)),
+        "pynetdicom-find": pdv_records(pyn(1, M.C_FIND_RQ(), find_primitive, 16384)),
+        "fault-data-first": pdv_records([[(1, 0x02, small[:40])]]),
+        "fault-context-5": pdv_records([[(5, 0x03, echo)]]),
+        "fault-context-change": pdv_records([[(3, 0x01, store[:50])], [(1, 0x03, store[50:])]]),
+        "fault-command-in-data": pdv_records(
+            [[(3, 0x03, store), (3, 0x00, small[:20]), (3, 0x03, echo)]]
+        ),
+        "fault-empty-pdu": bytes((1, 0x03, 0x03, len(echo))) + echo,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# A-ASSOCIATE-RQ bodies (fuzz_negotiation.py)
+
+
+def negotiation_seeds(pdus: dict[str, bytes]) -> dict[str, bytes]:
+    from dimse.client import get_roles, query_contexts
+    from dimse.models import Root
+    from dul.negotiation import ProposedContext, build_request
+
+    def body(rq: A_ASSOCIATE_RQ) -> bytes:
+        return encode_pdu(rq)[6:]
+
+    echo = build_request("ECHOSCU", "DICOMSCP", [ProposedContext(VERIFICATION, (IMPLICIT,))])
+    store = build_request(
+        "STORESCU",
+        "DICOMSCP",
+        [
+            ProposedContext(CT_STORAGE, (EXPLICIT, IMPLICIT)),
+            ProposedContext("1.2.840.10008.5.1.4.1.1.4", ("1.2.840.10008.1.2.4.90",)),
+            ProposedContext("1.2.840.10008.5.1.4.1.1.7", ("1.2.840.10008.1.2.2",)),
+        ],
+        async_window=(8, 1),
+    )
+    find = build_request(
+        "FINDSCU",
+        "DICOMSCP",
+        query_contexts(Root.STUDY, "find") + query_contexts(Root.WORKLIST, "find"),
+        user_identity=UserIdentityRQSubItem(2, 1, b"alice", b"secret"),
+    )
+    get_contexts = [
+        *query_contexts(Root.PATIENT, "get", [CT_STORAGE]),
+        ProposedContext("1.2.840.10008.5.1.4.1.1.7", (EXPLICIT,)),
+    ]
+    get = build_request(
+        "PYNETDICOM",
+        "DICOMSCP",
+        get_contexts,
+        roles=get_roles(get_contexts),
+        user_identity=UserIdentityRQSubItem(1, 1, b"carol"),
+        max_pdata_length=0,
+    )
+    odd_items = (
+        ApplicationContextItem(APP_CONTEXT),
+        PresentationContextRQItem(2, VERIFICATION, (IMPLICIT,)),  # even ID
+        PresentationContextRQItem(1, VERIFICATION, (IMPLICIT,)),
+        PresentationContextRQItem(1, CT_STORAGE, (IMPLICIT,)),  # repeated ID
+        PresentationContextRQItem(3, CT_STORAGE, ()),  # no transfer syntax
+        PresentationContextRQItem(5, None, (IMPLICIT,)),  # no abstract syntax
+        PresentationContextRQItem(7, "1.2.3.4", (IMPLICIT,)),  # not ours
+        PresentationContextRQItem(9, FIND + "\x00", (IMPLICIT + "\x00",)),  # NUL-padded
+        UserInformationItem(
+            (
+                MaximumLengthSubItem(16384),
+                RoleSelectionSubItem(CT_STORAGE, 1, 1),
+                RoleSelectionSubItem("1.2.840.10008.5.1.4.1.1.4", 0, 1),  # not proposed
+                RawItem(0x5F, b"\x00"),
+            )
+        ),
+        RawItem(0x60, b"abc"),
+    )
+    # 129 contexts of 8 bytes each (no sub-items): over the 128 of PS3.8 9.3.2.2
+    minimal_contexts = tuple(
+        PresentationContextRQItem((2 * i + 1) % 256, None, ()) for i in range(129)
+    )
+    version_2 = bytearray(body(echo))
+    version_2[0:2] = b"\x00\x02"
+    seeds = {
+        "ours-echo": body(echo),
+        "ours-store-async": body(store),
+        "ours-find-identity": body(find),
+        "ours-get-roles": body(get),
+        "pynetdicom-rq": pdus["pynetdicom-associate-rq"][6:],
+        "ours-associate-rq-all-items": pdus["ours-associate-rq"][6:],
+        "odd-contexts": body(A_ASSOCIATE_RQ("DICOMSCP", "ECHOSCU", odd_items)),
+        "odd-129-contexts": body(
+            A_ASSOCIATE_RQ(
+                "DICOMSCP", "ECHOSCU", (ApplicationContextItem(APP_CONTEXT), *minimal_contexts)
+            )
+        ),
+        "odd-protocol-version-2": bytes(version_2),
+        "odd-blank-calling": body(A_ASSOCIATE_RQ("DICOMSCP", " " * 16, echo.items)),
+        "odd-backslash-calling": body(A_ASSOCIATE_RQ("DICOMSCP", "A\\B", echo.items)),
+        "odd-wrong-called": body(A_ASSOCIATE_RQ("OTHER", "ECHOSCU", echo.items)),
+        "odd-other-application-context": body(
+            A_ASSOCIATE_RQ(
+                "DICOMSCP", "ECHOSCU", (ApplicationContextItem("1.2.3"), *echo.items[1:])
+            )
+        ),
+        "odd-no-items": pdus["odd-associate-rq-no-items"][6:],
+        "odd-reserved-and-unknown": pdus["odd-associate-rq-reserved-and-unknown"][6:],
+        "odd-identity-jwt": body(
+            build_request(
+                "ECHOSCU",
+                "DICOMSCP",
+                [ProposedContext(VERIFICATION, (IMPLICIT,))],
+                user_identity=UserIdentityRQSubItem(5, 1, b"eyJhbGciOiJub25lIn0.e30."),
+            )
+        ),
+    }
+    return seeds
+
+
+def build() -> dict[str, dict[str, bytes]]:
     pdus = {**ours(), **oddities(), **pynetdicom_pdus()}
-    return pdus, framing_seeds(pdus)
+    return {
+        "pdu": pdus,
+        "framing": framing_seeds(pdus),
+        "command": command_seeds(),
+        "reassembly": reassembly_seeds(),
+        "negotiation": negotiation_seeds(pdus),
+    }
 
 
 def main() -> None:
-    pdus, framing = build()
-    for name, files in (("pdu", pdus), ("framing", framing)):
+    for name, files in build().items():
         folder = CORPUS / name
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)

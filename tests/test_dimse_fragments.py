@@ -446,7 +446,7 @@ def test_data_sink_receives_the_data_set() -> None:
     seen: list[Command] = []
     sinks: list[Sink] = []
 
-    def sink_for(command: Command) -> BinaryIO | None:
+    def sink_for(context_id: int, command: Command) -> BinaryIO | None:
         seen.append(command)
         if command.command_field != 0x0001:
             return None  # the default: memory
@@ -483,7 +483,7 @@ class FullDisk(io.BytesIO):
 def test_local_write_error_is_reported_and_the_association_goes_on() -> None:
     disks: list[FullDisk] = []
 
-    def sink_for(command: Command) -> BinaryIO:
+    def sink_for(context_id: int, command: Command) -> BinaryIO:
         disks.append(FullDisk(room=100))
         return disks[-1]
 
@@ -498,7 +498,7 @@ def test_local_write_error_is_reported_and_the_association_goes_on() -> None:
 
 
 def test_sink_factory_error_is_reported() -> None:
-    def sink_for(command: Command) -> BinaryIO:
+    def sink_for(context_id: int, command: Command) -> BinaryIO:
         raise PermissionError("archive is read-only")
 
     [message] = reassemble_with(
@@ -517,7 +517,7 @@ def busy(reassembler: Reassembler) -> bool:
 
 def test_close_gives_up_a_partial_message() -> None:
     sink = Sink()
-    reassembler = Reassembler({1}, data_sink=lambda command: sink)
+    reassembler = Reassembler({1}, data_sink=lambda context_id, command: sink)
     feed_all(reassembler, cmd(STORE), dat(DATA[:10], last=False))
     assert busy(reassembler)
     reassembler.close()
