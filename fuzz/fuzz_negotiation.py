@@ -16,7 +16,9 @@ the header is put in front of it, and then:
    without raising; `encode_pdu` of it must succeed and decode back equal; an AC
    must answer each distinct proposed context ID once, in order, accept only
    contexts whose abstract syntax the policy lists with a transfer syntax the
-   requestor offered, and survive `negotiated_contexts`; an RJ must carry a
+   requestor offered, answer one role selection per accepted SOP class at most,
+   never accept a Maximum Length (1-6) with no room for a PDV, and survive
+   `negotiated_contexts`; an RJ must carry a
    result/source/reason of PS3.8 9.3.4;
 3. the acceptor `Machine` over the same PDU bytes (also when `decode_pdu` refused
    them): `Machine(requestor=False)`, `transport_indication`, `receive_data`. Bytes
@@ -125,6 +127,17 @@ def check_answer(
             raise AssertionError(f"accepted the even context ID {item.context_id}")
     if answer.user_information.maximum_length != policy.max_pdata_length:
         raise AssertionError("the AC does not carry our maximum length")
+    asked = request.user_information.maximum_length
+    if asked is not None and 0 < asked <= 6:
+        raise AssertionError(f"accepted a Maximum Length of {asked}: no room for a PDV")
+    accepted = {
+        uid_text(proposed[i.context_id].abstract_syntax or "")
+        for i in answer.presentation_contexts
+        if i.result == 0
+    }
+    roles = [uid_text(r.sop_class_uid) for r in answer.user_information.role_selections]
+    if len(roles) != len(set(roles)) or not set(roles) <= accepted:
+        raise AssertionError(f"role selections answered for {roles}, accepted {accepted}")
     negotiated_contexts(request, answer)
     return answer, encoded
 

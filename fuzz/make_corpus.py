@@ -835,6 +835,25 @@ def negotiation_seeds(pdus: dict[str, bytes]) -> dict[str, bytes]:
         ),
         "odd-no-items": pdus["odd-associate-rq-no-items"][6:],
         "odd-reserved-and-unknown": pdus["odd-associate-rq-reserved-and-unknown"][6:],
+        "odd-max-length-6": body(
+            A_ASSOCIATE_RQ(
+                "DICOMSCP",
+                "ECHOSCU",
+                (*echo.items[:-1], UserInformationItem((MaximumLengthSubItem(6),))),
+            )
+        ),
+        "odd-repeated-roles": body(
+            A_ASSOCIATE_RQ(
+                "DICOMSCP",
+                "STORESCU",
+                (
+                    *store.items[:-1],
+                    UserInformationItem(
+                        (MaximumLengthSubItem(16384), *[RoleSelectionSubItem(CT_STORAGE, 1, 1)] * 8)
+                    ),
+                ),
+            )
+        ),
         "odd-identity-jwt": body(
             build_request(
                 "ECHOSCU",

@@ -45,7 +45,7 @@ TARGETS = {
     "pdu": Target("fuzz_pdu.py", 4096, "dul.decode_pdu and encode/decode stability"),
     "framing": Target("fuzz_framing.py", 2048, "dul.framing.Framer, a stream in chunks vs whole"),
     "command": Target("fuzz_command.py", 1024, "dimse command set codec and message_from_command"),
-    "reassembly": Target("fuzz_reassembly.py", 4096, "dimse Reassembler against a model"),
+    "reassembly": Target("fuzz_reassembly.py", 2048, "dimse Reassembler against a model"),
     "negotiation": Target("fuzz_negotiation.py", 2048, "negotiate() and the acceptor Machine"),
 }
 _EXECUTED = re.compile(r"stat::number_of_executed_units:\s*(\d+)")
