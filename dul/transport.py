@@ -36,7 +36,7 @@ from dul.errors import (
 from dul.framing import DEFAULT_MAX_ASSOCIATION_LENGTH
 from dul.fsm import State
 from dul.machine import Machine, check_protocol_version
-from dul.negotiation import NegotiatedContext, negotiated_contexts
+from dul.negotiation import MIN_PDV_ROOM, NegotiatedContext, negotiated_contexts
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF, describe
 from dul.primitives import (
     AbortIndication,
@@ -463,6 +463,14 @@ def request_association(
     except DulTimeout:
         raise
     if isinstance(primitive, AssociateAccepted):
+        granted = primitive.accept.user_information.maximum_length
+        if granted is not None and 0 < granted <= MIN_PDV_ROOM:
+            # No P-DATA-TF of that length can hold a PDV with data (PS3.8 D.1).
+            channel.abort()
+            raise AssociationAborted(
+                f"{peer} accepted with a Maximum Length of {granted}, which leaves no room "
+                "for a PDV (PS3.8 D.1); association aborted"
+            )
         channel.contexts = negotiated_contexts(request, primitive.accept)
         return channel
     if isinstance(primitive, AssociateRejected):

@@ -21,6 +21,7 @@ from dimse.messages import C_ECHO_RQ
 from dimse.models import VERIFICATION
 from dimse.scp import Handlers, Provider
 from dul import A_ASSOCIATE_AC, decode_pdu, encode_pdu
+from dul.errors import AssociationError
 from dul.items import (
     ApplicationContextItem,
     MaximumLengthSubItem,
@@ -32,6 +33,8 @@ from dul.machine import Machine
 from dul.negotiation import AcceptorPolicy, ProposedContext, negotiate
 from dul.pdu import A_ASSOCIATE_RQ, P_DATA_TF, PresentationDataValue
 from dul.primitives import AssociateIndication, Send
+from tests.peers import HOST
+from tests.rawpeer import SHORT, WAIT_S, RawPeer, RawServer, accept_association
 
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 IMPLICIT = "1.2.840.10008.1.2"
@@ -118,6 +121,30 @@ def test_a_maximum_length_with_no_room_for_a_pdv_is_not_accepted(maximum_length:
     )
     answer = negotiate(decode_pdu(encode_pdu(rq)), _policy())  # type: ignore[arg-type]
     assert not isinstance(answer, A_ASSOCIATE_AC)
+
+
+def test_an_ac_whose_maximum_length_leaves_no_room_for_a_pdv_ends_the_association() -> None:
+    """The requestor's side of the case above, not fixed by 5750373: an
+    A-ASSOCIATE-AC whose Maximum Length is 6 is taken, and the first request sent
+    raises ValueError from fragment_size ("which the association layer should have
+    refused earlier") out of `Association.echo()`. Any AssociationError will do
+    (an A-ABORT on receipt of such an AC, say); a ValueError is our bug."""
+
+    def acceptor(peer: RawPeer) -> None:
+        accept_association(peer, max_pdu=6)
+        peer.closed_within(WAIT_S)
+
+    with RawServer(acceptor) as server:
+        with pytest.raises(AssociationError):
+            with client.connect(
+                HOST,
+                server.port,
+                calling_ae="REGRESSION",
+                called_ae="RAW",
+                contexts=[ProposedContext(VERIFICATION, ("1.2.840.10008.1.2",))],
+                timeouts=SHORT,
+            ) as association:
+                association.echo()
 
 
 # --------------------------------------------------------------------------------------
