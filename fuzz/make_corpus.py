@@ -17,7 +17,8 @@
   `build_request` (echo, store, query/retrieve, C-GET roles, user identity,
   asynchronous window) and pynetdicom, and the refusals of negotiation.py (even or
   repeated context IDs, no transfer syntax, protocol version 2, bad AE titles,
-  another application context, 129 contexts).
+  another application context, 129 contexts, a Maximum Length of 6, repeated role
+  selections).
 
 The files are small (at most a few KiB), so the corpora live in the repository.
 """
