@@ -19,7 +19,7 @@ from dimse.commands import Command
 from dimse.datasets import UNCOMPRESSED, encode_dataset
 from dimse.errors import DimseError
 from dimse.files import Part10Info
-from dimse.fragments import Reassembler, ReceivedMessage, fragment_message, fragment_stream
+from dimse.fragments import Reassembler, ReceivedMessage, fragment_message, stream_runs
 from dimse.messages import DimseMessage, message_from_command
 from dul.errors import AbortReason, AssociationAborted
 from dul.negotiation import NegotiatedContext
@@ -129,14 +129,14 @@ class MessageChannel:
     ) -> None:
         """One message whose data set is streamed from a DICOM file, as it is."""
         message = message.with_data_set(True)
-        with info.path.open("rb") as stream:
+        with info.path.open("rb", buffering=0) as stream:
             stream.seek(info.dataset_offset)
-            for pdu in fragment_stream(
+            for run in stream_runs(
                 context_id, message.encode(), stream, info.dataset_length, self.max_pdu
             ):
-                self.channel.send_pdata(pdu)
+                self.channel.send_pdata(run)
                 if progress is not None:
-                    progress(len(pdu))
+                    progress(sum(len(part) for part in run))
 
     def send_instance(
         self,

@@ -4,7 +4,8 @@ An action takes the machine's `Context` (read only) and the event's payload, and
 returns a `Step`: the next state, the outputs, and what to do with the ARTIM timer.
 It performs no I/O and reads no clock. Payloads by event:
 
-    Evt1 A_ASSOCIATE_RQ (kept in the context)   Evt9  bytes (or bytearray) of a P-DATA-TF
+    Evt1 A_ASSOCIATE_RQ (kept in the context)   Evt9  bytes (or bytearray) of a P-DATA-TF,
+                                                      or a list of buffers: a run of them
     Evt3, 4, 6, 10, 12, 13, 16  the PDU received Evt15 the A_ABORT to send
     Evt7 A_ASSOCIATE_AC, Evt8 A_ASSOCIATE_RJ     Evt19 the PduError
     others: None
@@ -143,7 +144,7 @@ def AE_8(ctx: Context, payload: object) -> Step:
 
 
 def DT_1(ctx: Context, payload: object) -> Step:
-    assert isinstance(payload, (bytes, bytearray))
+    assert isinstance(payload, (bytes, bytearray, list))
     return Step(State.Sta6, (Send(payload),))
 
 
@@ -181,7 +182,7 @@ def AR_6(ctx: Context, payload: object) -> Step:
 
 
 def AR_7(ctx: Context, payload: object) -> Step:
-    assert isinstance(payload, (bytes, bytearray))
+    assert isinstance(payload, (bytes, bytearray, list))
     return Step(State.Sta8, (Send(payload),))
 
 

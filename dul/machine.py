@@ -157,8 +157,11 @@ class Machine:
             return outputs
         return self._fire(Event.Evt8, response, now)
 
-    def pdata_request(self, data: bytes | bytearray, now: float) -> list[Output]:
-        """Evt9: send one P-DATA-TF PDU, already encoded (header included)."""
+    def pdata_request(self, data: bytes | bytearray | list[Buffer], now: float) -> list[Output]:
+        """Evt9: send one P-DATA-TF PDU, already encoded (header included), or a run of
+        them as a list of buffers. A run goes through the table once: every cell of
+        Evt9 (DT-1 in Sta6, AR-7 in Sta8) sends and stays in its state, so n events in
+        a row end where one does."""
         return self._fire(Event.Evt9, data, now)
 
     def release_request(self, now: float) -> list[Output]:

@@ -2,7 +2,8 @@
 
 The machine never performs I/O. Each input returns a list of outputs, in order:
 
-- `Send`: write these bytes (one whole PDU) to the transport connection;
+- `Send`: write these bytes (one whole PDU), or these buffers in order (a run of
+  P-DATA-TF PDUs), to the transport connection;
 - `OpenTransport` / `CloseTransport`: the TRANSPORT CONNECT request (AE-1) and the
   closing of the connection;
 - the indication and confirmation primitives of PS3.8 7.1-7.4, for the local user.
@@ -13,14 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dul.errors import AbortReason
+from dul.items import Buffer
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF, Pdu
 
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Write one PDU. `pdu` is kept for logging (None for pre-encoded P-DATA)."""
+    """Write one PDU, or a run of P-DATA-TF PDUs given as a list of buffers to write
+    in order (one gathering write). `pdu` is kept for logging (None for pre-encoded
+    P-DATA)."""
 
-    data: bytes | bytearray
+    data: bytes | bytearray | list[Buffer]
     pdu: Pdu | None = None
 
 

@@ -35,6 +35,7 @@ from dul.errors import (
 )
 from dul.framing import DEFAULT_MAX_ASSOCIATION_LENGTH
 from dul.fsm import State
+from dul.items import Buffer
 from dul.machine import Machine, check_protocol_version
 from dul.negotiation import MIN_PDV_ROOM, NegotiatedContext, negotiated_contexts
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF, describe
@@ -147,15 +148,15 @@ class Channel:
             log.debug("%s: sending %s", self.machine.name, describe(output.pdu))
         try:
             self.sock.settimeout(self.timeouts.dimse)
-            self.sock.sendall(output.data)
+            _send(self.sock, output.data)
         except (TimeoutError, OSError) as exc:
             self._lost(f"sending to {self.peer} failed: {str(exc) or 'timed out'}")
             raise DulTimeout(
                 f"sending to {self.peer} did not complete: {str(exc) or 'timed out'}"
             ) from exc
 
-    def send_pdata(self, data: bytes | bytearray) -> None:
-        """Send one encoded P-DATA-TF PDU (Evt9)."""
+    def send_pdata(self, data: bytes | bytearray | list[Buffer]) -> None:
+        """Send one encoded P-DATA-TF PDU, or a run of them as a list of buffers (Evt9)."""
         self._perform(self.machine.pdata_request(data, self.clock()))
 
     # -- waiting ----------------------------------------------------------------------
@@ -314,7 +315,7 @@ class Channel:
                 self.sock.settimeout(1.0)
             for output in outputs:
                 if isinstance(output, Send) and self.sock is not None:
-                    self.sock.sendall(output.data)
+                    _send(self.sock, output.data)
         except OSError:
             pass
         self._close_socket()
@@ -403,6 +404,31 @@ class DeadlineSSLSocket(ssl.SSLSocket):
             "check the CA certificate given to verify it"
             + ("" if self.server_side else " and the host name called")
         )
+
+
+#: The most buffers one sendmsg takes (Linux's IOV_MAX is 1024).
+_GATHER_LIMIT = 1024
+
+
+def _send(sock: socket.socket, data: bytes | bytearray | list[Buffer]) -> None:
+    """Write one PDU, or a run of buffers in order with as few system calls as the
+    socket allows (one `sendmsg` per 1,024 buffers)."""
+    if not isinstance(data, list):
+        sock.sendall(data)
+        return
+    if isinstance(sock, ssl.SSLSocket):  # TLS records are built from one buffer
+        sock.sendall(b"".join(data))
+        return
+    views = [memoryview(part) for part in data if len(part)]
+    while views:
+        sent = sock.sendmsg(views[:_GATHER_LIMIT])
+        done = 0
+        while done < len(views) and sent >= views[done].nbytes:
+            sent -= views[done].nbytes
+            done += 1
+        del views[:done]
+        if sent:
+            views[0] = views[0][sent:]
 
 
 def _address_text(host: str, port: int) -> str:

@@ -26,12 +26,14 @@ from hypothesis import strategies as st
 from dimse.commands import Command, decode_command, encode_command
 from dimse.errors import DimseError
 from dimse.fragments import (
+    RUN_BYTES,
     UNLIMITED_CHUNK,
     Reassembler,
     ReceivedMessage,
     fragment_message,
     fragment_size,
     fragment_stream,
+    stream_runs,
 )
 from dimse.messages import C_ECHO_RQ, C_FIND_RSP, C_STORE_RQ, C_STORE_RSP
 from dul import P_DATA_TF, PresentationDataValue, decode_pdu
@@ -260,22 +262,27 @@ class ZeroFile:
         return count
 
 
-def test_large_stream_is_read_one_pdu_at_a_time() -> None:
+def test_large_stream_is_read_one_run_at_a_time() -> None:
     size = 64 * 1024 * 1024
     tracemalloc.start()
     try:
-        total = 0
-        count = 0
-        for chunk in fragment_stream(1, STORE, ZeroFile(size), size, 65536):
-            assert len(chunk) <= 65536 + 6
-            total += len(chunk)
-            count += 1
+        total = pdus = runs = 0
+        for run in stream_runs(1, STORE, ZeroFile(size), size, 65536):
+            assert len(run) % 2 == 0  # each PDU: the bytes before its data, its data
+            for index in range(0, len(run), 2):
+                assert len(run[index]) + len(run[index + 1]) <= 65536 + 6
+            assert sum(len(part) for part in run) <= RUN_BYTES + 64 * 12 + len(STORE) + 12
+            total += sum(len(part) for part in run)
+            pdus += len(run) // 2
+            runs += 1
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert count == 1 + -(-size // (65536 - 6))
-    assert total == size + len(STORE) + 12 * count
-    assert peak < 1024 * 1024  # a few PDUs, never the file
+    assert pdus == 1 + -(-size // (65536 - 6))
+    assert total == size + len(STORE) + 12 * pdus
+    assert runs == -(-size // ((RUN_BYTES // (65536 - 6)) * (65536 - 6)))
+    # One run buffer, reused, plus ZeroFile's own temporary: never the 64 MiB file.
+    assert peak < 3 * RUN_BYTES
 
 
 def test_short_reads_are_completed() -> None:

@@ -446,3 +446,32 @@ def test_channel_receive_returns_pdata_sent_by_the_server(
         assert [pdv.data for pdv in pdu.pdvs] == [b"\x01\x02"]
     wait_until(lambda: served.ended_count() == 1, WAIT_S, "the server's handler ends")
     assert isinstance(served.ended[0], AssociationReleased)
+
+
+def test_a_run_of_buffers_survives_partial_writes() -> None:
+    """A run (a list of buffers, as `stream_runs` makes) is written whole and in order
+    though the socket takes it in pieces that end mid-buffer: the reader is slow and
+    the send buffer small."""
+    from dul.transport import _send
+
+    writer, reader = socket.socketpair()
+    writer.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    parts: list[bytes | bytearray | memoryview] = []
+    for index in range(1500):  # more buffers than one sendmsg takes (1,024)
+        size = (index * 7919) % 5000
+        parts.append(bytes([index % 251]) * size if index % 3 else memoryview(bytearray(size)))
+    expected = b"".join(bytes(part) for part in parts)
+    received = bytearray()
+
+    def read_all() -> None:
+        while chunk := reader.recv(3000):
+            received.extend(chunk)
+
+    thread = threading.Thread(target=read_all)
+    thread.start()
+    writer.settimeout(10.0)
+    _send(writer, parts)
+    writer.close()
+    thread.join(10.0)
+    reader.close()
+    assert bytes(received) == expected
