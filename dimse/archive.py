@@ -72,7 +72,7 @@ from pydicom.dataset import Dataset
 from dimse.archive_query import FindQuery, retrieve_sql, run_find
 from dimse.files import part10_bytes_header
 from dimse.index import Index, IndexFull, Record, record_of
-from dimse.instance_header import UnreadableInstance, read_header
+from dimse.instance_header import UnreadableInstance, read_texts
 from dimse.models import Root
 from dimse.naming import instance_file_name
 from dimse.status import StatusCode
@@ -276,8 +276,8 @@ class Archive:
         """Make the index describe the file at `relative` as it is on disk now."""
         path = self.root / relative
         try:
-            header, syntax = read_header(path)
-            record = record_of(header, syntax, relative, path.stat().st_size)
+            texts_of, syntax = read_texts(path)
+            record = record_of(texts_of, syntax, relative, path.stat().st_size)
         except (UnreadableInstance, FileNotFoundError) as exc:
             if path.exists():
                 log.error(
@@ -321,8 +321,8 @@ class Archive:
             pending.discard()
             return _status_for(exc)
         try:
-            header, syntax = read_header(pending.temp_path, store.layout)
-            record = record_of(header, syntax, store.relative_path, size)
+            texts_of, syntax = read_texts(pending.temp_path, store.layout)
+            record = record_of(texts_of, syntax, store.relative_path, size)
         except UnreadableInstance as exc:
             return self._refuse(store, pending, StatusCode.CANNOT_UNDERSTAND, str(exc))
         except Exception as exc:  # a value pydicom cannot decode (a bad character set...)

@@ -21,6 +21,7 @@ connection is used only by the archive's commit, which holds its own lock.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sqlite3
 import threading
@@ -29,9 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydicom.dataset import Dataset
-
-from dimse.instance_header import ascii_text_allowed, attribute_texts
+from dimse.instance_header import TextsOf
 from dimse.matching import (
     AnyOf,
     Condition,
@@ -131,15 +130,13 @@ class Record:
     size: int
 
 
-def record_of(header: Dataset, transfer_syntax: str, path: str, size: int) -> Record:
-    """The Record of an instance from its header attributes (values decoded by pydicom
-    with the instance's Specific Character Set)."""
+def record_of(texts_of: TextsOf, transfer_syntax: str, path: str, size: int) -> Record:
+    """The Record of an instance from its header attributes, as text by tag and VR
+    (dimse/instance_header.py `read_texts`)."""
     values: dict[str, str] = {}
-    ascii_allowed = ascii_text_allowed(header)
     for columns in INDEXED.values():
         for column in columns:
-            found = attribute_texts(header, column.tag, column.vr, ascii_allowed)
-            items = [normalize(column.vr, t) for t in found]
+            items = [normalize(column.vr, t) for t in texts_of(column.tag, column.vr)]
             values[column.keyword] = "\\".join(items)
             if column.ranged:
                 values[column.keyword + "__k"] = (
@@ -162,6 +159,26 @@ def _column_names(level: str) -> list[str]:
         if column.ranged:
             names.append(column.keyword + "__k")
     return names
+
+
+@functools.cache
+def _upsert_sql(level: str) -> tuple[str, list[str]]:
+    """The INSERT ... ON CONFLICT DO UPDATE of one level's row, and the columns whose
+    values it takes first (`_extra` gives the rest)."""
+    names = _column_names(level)
+    every = names + ([PARENT[level]] if level in PARENT else [])
+    if level == IMAGE:
+        every += ["TransferSyntaxUID", "path", "size"]
+    updates = ", ".join(f"{n} = excluded.{n}" for n in every[1:])
+    sql = (
+        f"INSERT INTO {TABLES[level]} ({', '.join(every)}) VALUES ({', '.join('?' * len(every))})"
+        f" ON CONFLICT ({UNIQUE[level]}) DO UPDATE SET {updates}"
+    )
+    return sql, names + ([PARENT[level]] if level in PARENT else [])
+
+
+def _extra(level: str, record: Record) -> list[object]:
+    return [record.transfer_syntax, record.path, record.size] if level == IMAGE else []
 
 
 def _schema() -> str:
@@ -360,13 +377,15 @@ class Index:
         """Index one instance (replacing its row, and moving it if its series, study or
         patient changed), in one transaction that also ends its journal entry."""
         with self._transaction() as conn:
-            orphans = self._parents_before(conn, record)
-            conn.execute(
-                "DELETE FROM instances WHERE SOPInstanceUID = ? OR path = ?",
-                (record.sop_instance_uid, record.path),
-            )
+            replaced, orphans = self._parents_before(conn, record)
+            if replaced:
+                conn.execute(
+                    "DELETE FROM instances WHERE SOPInstanceUID = ? OR path = ?",
+                    (record.sop_instance_uid, record.path),
+                )
             for level in LEVELS:
-                self._upsert(conn, level, record)
+                sql, names = _upsert_sql(level)
+                conn.execute(sql, [record.values[name] for name in names] + _extra(level, record))
             self._drop_orphans(conn, orphans)
             if journal_id is not None:
                 conn.execute("DELETE FROM journal WHERE id = ?", (journal_id,))
@@ -392,23 +411,6 @@ class Index:
         ]
 
     @staticmethod
-    def _upsert(conn: sqlite3.Connection, level: str, record: Record) -> None:
-        names = _column_names(level)
-        values: list[object] = [record.values[name] for name in names]
-        if level in PARENT:
-            names.append(PARENT[level])
-            values.append(record.values[PARENT[level]])
-        if level == IMAGE:
-            names += ["TransferSyntaxUID", "path", "size"]
-            values += [record.transfer_syntax, record.path, record.size]
-        updates = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
-        conn.execute(
-            f"INSERT INTO {TABLES[level]} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-            f" ON CONFLICT ({UNIQUE[level]}) DO UPDATE SET {updates}",
-            values,
-        )
-
-    @staticmethod
     def _ancestors(conn: sqlite3.Connection, series_uid: str) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {SERIES: {series_uid}, STUDY: set(), PATIENT: set()}
         row = conn.execute(
@@ -423,26 +425,36 @@ class Index:
                 out[PATIENT].add(row[0])
         return out
 
-    def _parents_before(self, conn: sqlite3.Connection, record: Record) -> dict[str, set[str]]:
-        """The series, studies and patients that may be left empty by indexing
-        `record`: those of the instance's previous version, and the previous parents of
-        its series and study (whose parent pointers the upsert may change)."""
+    def _parents_before(
+        self, conn: sqlite3.Connection, record: Record
+    ) -> tuple[bool, dict[str, set[str]]]:
+        """Whether a row of the instance (by UID or path) is there to replace, and the
+        series, studies and patients that indexing `record` may leave empty: those of
+        the instance's previous version, and the previous parents of its series and
+        study, where they change. Nothing is a candidate for a new instance of a known
+        series (the common case): it costs three lookups."""
         out: dict[str, set[str]] = {SERIES: set(), STUDY: set(), PATIENT: set()}
-        row = conn.execute(
+        series, study = record.values["SeriesInstanceUID"], record.values["StudyInstanceUID"]
+        previous = conn.execute(
             "SELECT SeriesInstanceUID FROM instances WHERE SOPInstanceUID = ? OR path = ?",
             (record.sop_instance_uid, record.path),
+        ).fetchall()
+        for (old_series,) in previous:
+            if old_series != series:
+                for level, keys in self._ancestors(conn, old_series).items():
+                    out[level] |= keys
+        row = conn.execute(
+            "SELECT StudyInstanceUID FROM series WHERE SeriesInstanceUID = ?", (series,)
         ).fetchone()
-        series = [record.values["SeriesInstanceUID"]] + ([row[0]] if row is not None else [])
-        for uid in series:
-            for level, keys in self._ancestors(conn, uid).items():
+        if row is not None and row[0] != study:
+            for level, keys in self._ancestors(conn, series).items():
                 out[level] |= keys
         row = conn.execute(
-            "SELECT PatientID FROM studies WHERE StudyInstanceUID = ?",
-            (record.values["StudyInstanceUID"],),
+            "SELECT PatientID FROM studies WHERE StudyInstanceUID = ?", (study,)
         ).fetchone()
-        if row is not None:
+        if row is not None and row[0] != record.values["PatientID"]:
             out[PATIENT].add(row[0])
-        return out
+        return bool(previous), out
 
     @staticmethod
     def _drop_orphans(conn: sqlite3.Connection, candidates: dict[str, set[str]]) -> None:

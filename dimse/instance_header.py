@@ -6,6 +6,10 @@ enhanced multi-frame objects, the functional group sequences that can be most of
 file. A C-FIND that asks for an attribute the index does not keep reads just that
 attribute from a stored instance (`read_attributes`).
 
+`read_texts` gives the indexed attributes as text: read by hand (dimse/header_scan.py)
+when the scanner covers the instance, else by pydicom (`read_header`), with the same
+results.
+
 Any failure to read becomes `UnreadableInstance`: nothing a peer sent may escape as
 another exception. A deflated data set is inflated with the cap of
 `dimse.datasets.inflate`, never by pydicom's unbounded reader (ROBUSTNESS 27).
@@ -14,7 +18,7 @@ another exception. A deflated data set is inflated with the cap of
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +29,7 @@ from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
+from dimse import header_scan
 from dimse.datasets import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     EXPLICIT_VR_BIG_ENDIAN,
@@ -85,17 +90,21 @@ def _is_deflated(transfer_syntax: str) -> bool:
         return False
 
 
-def read_header(path: Path, layout: tuple[int, str] | None = None) -> tuple[Dataset, str]:
-    """(the data set up to the last indexed attribute, its transfer syntax UID) of a
-    Part 10 file. `layout` is (offset of the data set, transfer syntax) when the caller
-    wrote the file meta group itself and need not have it read back."""
+def _layout(path: Path, layout: tuple[int, str] | None) -> tuple[int, str]:
     if layout is None:
         try:
             info = read_part10_info(path)
         except NotDicomFile as exc:
             raise UnreadableInstance(str(exc)) from None
         layout = (info.dataset_offset, info.transfer_syntax)
-    offset, syntax = layout[0], layout[1].rstrip("\x00 ")
+    return layout[0], layout[1].rstrip("\x00 ")
+
+
+def read_header(path: Path, layout: tuple[int, str] | None = None) -> tuple[Dataset, str]:
+    """(the data set up to the last indexed attribute, its transfer syntax UID) of a
+    Part 10 file. `layout` is (offset of the data set, transfer syntax) when the caller
+    wrote the file meta group itself and need not have it read back."""
+    offset, syntax = _layout(path, layout)
     implicit = syntax == IMPLICIT_VR_LITTLE_ENDIAN
     little = syntax != EXPLICIT_VR_BIG_ENDIAN
     try:
@@ -112,6 +121,55 @@ def read_header(path: Path, layout: tuple[int, str] | None = None) -> tuple[Data
     except Exception as exc:  # pydicom raises many kinds for bad bytes; RecursionError too
         raise UnreadableInstance(f"{path.name}: the data set cannot be read: {exc}") from None
     return dataset, syntax
+
+
+#: Bytes of the data set read first by the scanner; all of it if the attributes run on.
+_SCAN_FIRST = 64 << 10
+#: Larger data sets whose indexed attributes are not in the first bytes go to pydicom.
+_SCAN_MOST = 16 << 20
+_WANTED = frozenset(COLUMNS_BY_TAG) | {_SPECIFIC_CHARACTER_SET}
+
+TextsOf = Callable[[int, str], list[str]]
+
+
+def _scanned(path: Path, offset: int, syntax: str) -> TextsOf | None:
+    """The scanner's reading of the file (None where it does not cover it)."""
+    if syntax == EXPLICIT_VR_BIG_ENDIAN or _is_deflated(syntax):
+        return None  # both retired or rare: pydicom reads them
+    implicit = syntax == IMPLICIT_VR_LITTLE_ENDIAN
+    try:
+        with path.open("rb", buffering=0) as fp:
+            fp.seek(offset)
+            data = fp.read(_SCAN_FIRST)
+            try:
+                found = header_scan.scan(
+                    data, implicit, _WANTED, _LAST_INDEXED_TAG, len(data) < _SCAN_FIRST
+                )
+            except header_scan.Short:
+                data += fp.read(_SCAN_MOST)
+                found = header_scan.scan(
+                    data, implicit, _WANTED, _LAST_INDEXED_TAG, len(data) < _SCAN_FIRST + _SCAN_MOST
+                )
+        ascii_ok = header_scan.ascii_allowed(found)
+        cache = {
+            tag: header_scan.texts(found.get(tag), column.vr, ascii_ok)
+            for tag, column in COLUMNS_BY_TAG.items()
+        }
+    except (header_scan.Unsupported, header_scan.Short, OSError):
+        return None
+    return lambda tag, vr: cache[tag]
+
+
+def read_texts(path: Path, layout: tuple[int, str] | None = None) -> tuple[TextsOf, str]:
+    """(a function giving the values of an indexed attribute as text by tag and VR,
+    the transfer syntax UID) of a Part 10 file; `layout` as for `read_header`."""
+    layout = _layout(path, layout)
+    texts_of = _scanned(path, *layout)
+    if texts_of is not None:
+        return texts_of, layout[1]
+    header, syntax = read_header(path, layout)
+    ascii_ok = ascii_text_allowed(header)
+    return (lambda tag, vr: attribute_texts(header, tag, vr, ascii_ok)), syntax
 
 
 def read_attributes(path: Path, tags: Iterable[int]) -> Dataset:
