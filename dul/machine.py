@@ -97,6 +97,8 @@ class Machine:
         self.name = name or ("requestor" if requestor else "acceptor")
         self._artim_deadline: float | None = None
         self._stream_broken = False  # a framing error was answered (Evt19): read no more
+        self._limit_source: A_ASSOCIATE_RQ | A_ASSOCIATE_AC | None = None
+        self._peer_limit = 0
 
     # -- the table, in one place ----------------------------------------------------
 
@@ -250,4 +252,7 @@ class Machine:
         source = self.accept if self.requestor else self.request
         if source is None:
             return 0
-        return source.user_information.maximum_length or 0
+        if source is not self._limit_source:  # read once: an RQ may hold 128 items
+            self._limit_source = source
+            self._peer_limit = source.user_information.maximum_length or 0
+        return self._peer_limit

@@ -134,7 +134,7 @@ def code_state() -> dict[str, Any]:
             )
         except (OSError, subprocess.TimeoutExpired):
             return ""
-        return result.stdout.strip() if result.returncode == 0 else ""
+        return result.stdout.rstrip() if result.returncode == 0 else ""
 
     changed = git("status", "--porcelain", "--", "dul", "dimse", "cli").splitlines()
     return {"commit": git("rev-parse", "HEAD"), "changed": [line[3:] for line in changed]}
