@@ -6,7 +6,7 @@
     archive = "./dicom-archive"
     worklist = "./worklist"          # optional: folder of worklist files (*.wl, *.dcm)
     max_associations = 64
-    max_pdu = 16384
+    max_pdu = 1048576                # the largest P-DATA-TF we accept (PS3.8 D.1)
     check_called_ae = false          # refuse a called AE title other than ours (1, 1, 7)
     allowed_calling_aes = []         # empty: anyone; else an allow-list (1, 1, 3)
     move_allowed_aes = []            # empty: any allowed caller may C-MOVE
@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from dimse.identity import check_stored_password
+from dimse.scp import DEFAULT_MAX_PDU
 from dul.negotiation import valid_ae_title
 from dul.transport import Timeouts
 
@@ -67,7 +68,7 @@ class ServerConfig:
     archive: Path = Path("dicom-archive")
     worklist: Path | None = None
     max_associations: int = 64
-    max_pdu: int = 16384
+    max_pdu: int = DEFAULT_MAX_PDU
     check_called_ae: bool = False
     allowed_calling_aes: frozenset[str] = frozenset()
     move_allowed_aes: frozenset[str] = frozenset()

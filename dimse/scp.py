@@ -60,6 +60,9 @@ from dul.transport import Channel, Server, Timeouts
 
 log = logging.getLogger("dimse.scp")
 
+#: The largest P-DATA-TF a provider accepts unless told otherwise (PS3.8 D.1).
+DEFAULT_MAX_PDU = 1 << 20
+
 SUCCESS = 0x0000
 PENDING = 0xFF00
 CANCEL = 0xFE00
@@ -634,7 +637,7 @@ class Provider:
         port: int = 11112,
         timeouts: Timeouts = Timeouts(),
         max_associations: int = 64,
-        max_pdu: int = 16384,
+        max_pdu: int = DEFAULT_MAX_PDU,
         check_called_ae: bool = False,
         calling_ae_allowed: Callable[[str], bool] | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -642,7 +645,10 @@ class Provider:
         allow_password_without_tls: bool = False,
         async_window: tuple[int, int] | None = (1, 32),
     ) -> None:
-        """`ssl_context`: TLS on every connection (`dul.tls.server_context`).
+        """`max_pdu`: the largest P-DATA-TF we receive (PS3.8 D.1); 1 MiB by default,
+        so that a 2 MiB instance arrives in 3 PDUs rather than 128 (the receive buffer
+        of each association is bounded by it).
+        `ssl_context`: TLS on every connection (`dul.tls.server_context`).
         `identity_check`: the user identity hook (`dimse.identity.IdentityHook`); a
         username and passcode without TLS is refused unless `allow_password_without_tls`."""
         self.handlers = handlers

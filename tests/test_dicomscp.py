@@ -930,8 +930,9 @@ def test_sigterm_while_a_store_is_paused_waits_for_it(
     dicomscp_factory: Any, pynetdicom_ae: Any, tmp_path: Path
 ) -> None:
     """The same, made deterministic: pynetdicom stops sending (its P-DATA sent hook
-    blocks) after 200 PDUs of a 32 MB data set; the server is signalled, keeps the
-    association while it stops, and the store completes when the sender goes on."""
+    blocks) after 8 PDUs (of up to 1 MiB, our maximum) of a 32 MB data set; the server
+    is signalled, keeps the association while it stops, and the store completes when
+    the sender goes on."""
     import threading
 
     from pynetdicom import evt
@@ -945,7 +946,7 @@ def test_sigterm_while_a_store_is_paused_waits_for_it(
     def on_sent(event: Any) -> None:
         if type(event.pdu).__name__ == "P_DATA_TF":
             sent[0] += 1
-            if sent[0] == 200:
+            if sent[0] == 8:
                 paused.set()
                 resume.wait(60)
 
@@ -958,7 +959,7 @@ def test_sigterm_while_a_store_is_paused_waits_for_it(
     storing = threading.Thread(target=lambda: answer.append(assoc.send_c_store(original)))
     storing.start()
     try:
-        assert paused.wait(30), "pynetdicom did not send 200 PDUs"
+        assert paused.wait(30), "pynetdicom did not send 8 PDUs"
         parts = _part_files(server.archive)
         assert parts and parts[0].stat().st_size < len(original.PixelData)
         server.send_signal(signal.SIGTERM)

@@ -20,7 +20,7 @@ import pytest
 
 from dimse.fragments import fragment_message
 from dimse.messages import C_ECHO_RQ, C_ECHO_RSP
-from dimse.scp import Provider
+from dimse.scp import DEFAULT_MAX_PDU, Provider
 from dul import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_RELEASE_RP
 from dul.errors import AssociationRejected
 from dul.items import PresentationContextRQItem, RawItem
@@ -209,7 +209,7 @@ def test_06_a_p_data_tf_over_our_maximum_is_aborted_reason_6(server: Provider) -
     with RawClient(HOST, server.port) as peer:
         ac = peer.associate()
         ours = ac.user_information.maximum_length
-        assert ours == 16384
+        assert ours == DEFAULT_MAX_PDU
         peer.send(header(0x04, ours + 1))
         peer.expect_abort(reason=6)
     assert echo_status(server.port) == 0
