@@ -5,15 +5,17 @@ in a UTF-8 terminal goes out as UTF-8 (ISO_IR 192); C, ASCII and ISO 8859-1 give
 ISO_IR 100 (Latin alphabet No. 1, a superset of ASCII); the other parts of ISO 8859
 their Defined Terms of PS3.3 C.12.1.1.2. A codeset with no DICOM term falls back to
 ISO_IR 192: Python has already decoded the arguments, and UTF-8 can carry any text.
+
+pydicom is imported only when text is encoded or decoded (`teach_pydicom`), not at
+import: `dicomscu --store` and `--echo` never need it.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import locale
 import re
-
-import pydicom.charset
 
 UTF8 = "ISO_IR 192"
 LATIN1 = "ISO_IR 100"
@@ -46,9 +48,15 @@ _OTHER_TERMS = {
     "gbk": "GBK",
 }
 
-# pydicom 3.0 predates ISO_IR 203 (Latin alphabet No. 9, added to PS3.3 in 2018):
-# teach it the Python codec so that values are encoded and responses decoded.
-pydicom.charset.python_encoding.setdefault("ISO_IR 203", "iso8859_15")
+
+@functools.cache
+def teach_pydicom() -> None:
+    """pydicom 3.0 predates ISO_IR 203 (Latin alphabet No. 9, added to PS3.3 in 2018):
+    teach it the Python codec so that values are encoded and responses decoded.
+    Called before dicomscu has pydicom encode or decode a data set."""
+    import pydicom.charset
+
+    pydicom.charset.python_encoding.setdefault("ISO_IR 203", "iso8859_15")
 
 
 def _normalized(codeset: str) -> str:
@@ -79,6 +87,9 @@ def locale_charset() -> str:
 
 def python_codec(term: str) -> str:
     """The Python codec for a single Specific Character Set term."""
+    teach_pydicom()
+    import pydicom.charset
+
     return pydicom.charset.python_encoding.get(term, "utf-8")
 
 

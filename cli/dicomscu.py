@@ -9,40 +9,30 @@
 Exit status: 0 success; 1 a failure, including the two errors gdcmscu itself exits 1
 for (`Could not read Tag: X`, `specified Root UID is not valid: X`); 2 a command line
 that cannot run as written.
+
+An operation's modules are imported when it runs, not at start: `--version` and
+`--help` need none of them, and `--store` and `--echo` never import pydicom (half a
+second of start), which the queries need.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from cli.charset import locale_charset
-from cli.echo import run_echo
-from cli.failures import Context, explain_exception
-from cli.find import run_find
+from cli.charset import locale_charset, teach_pydicom
 from cli.keys import KeySyntaxError, parse_keys
 from cli.logs import Verbosity, configured_logging
-from cli.options import Settings, UsageError, resolve
 from cli.parser import PROG, build_parser
-from cli.query import (
-    Query,
-    QueryError,
-    build_query,
-    check_retrieve_keys,
-    missing_unique_keys,
-    write_query_file,
-)
-from cli.queryhelp import query_help
-from cli.retrieve import run_get, run_move
-from cli.store import run_store
 from cli.uids import InvalidRootUID, choose_root
-from dimse.client import NoPresentationContext
-from dul.errors import AssociationError
-from dul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+if TYPE_CHECKING:
+    from cli.options import Settings
+    from cli.query import Query
 
 log = logging.getLogger("dicomscu")
 
@@ -52,6 +42,10 @@ EXIT_USAGE = 2
 
 
 def version_text() -> str:
+    import importlib.metadata  # 20 ms, for --version only
+
+    from dul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
     try:
         version = importlib.metadata.version("dicom-ul")
     except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
@@ -70,6 +64,8 @@ def _usage_error(message: str) -> int:
 
 def _prepare_query(settings: Settings, root_uid: str | None, keys_charset: str) -> Query:
     """Build the query, write --store-query, then refuse what cannot be retrieved."""
+    from cli.query import build_query, check_retrieve_keys, missing_unique_keys, write_query_file
+
     keys = parse_keys(list(settings.key_arguments))
     query = build_query(
         settings.operation, list(settings.roots), list(settings.levels), keys, keys_charset
@@ -92,6 +88,10 @@ def _prepare_query(settings: Settings, root_uid: str | None, keys_charset: str) 
 
 
 def _run(settings: Settings, root_uid: str | None, debug: bool) -> int:
+    from cli.failures import Context, explain_exception
+    from dimse.client import NoPresentationContext
+    from dul.errors import AssociationError
+
     context = Context(
         settings.operation,
         settings.host,
@@ -103,9 +103,16 @@ def _run(settings: Settings, root_uid: str | None, debug: bool) -> int:
     )
     try:
         if settings.operation == "echo":
+            from cli.echo import run_echo
+
             return run_echo(settings, context)
         if settings.operation == "store":
+            from cli.store import run_store
+
             return run_store(settings, context, debug)
+        from cli.query import QueryError
+
+        teach_pydicom()  # the query is encoded, and the responses decoded, by pydicom
         try:
             query = _prepare_query(settings, root_uid, locale_charset())
         except QueryError as exc:
@@ -114,7 +121,11 @@ def _run(settings: Settings, root_uid: str | None, debug: bool) -> int:
             log.error("cannot write the query to %s: %s", settings.store_query, exc.strerror or exc)
             return EXIT_FAILURE
         if settings.operation in ("find", "worklist"):
+            from cli.find import run_find
+
             return run_find(settings, context, query)
+        from cli.retrieve import run_get, run_move
+
         if settings.operation == "move":
             return run_move(settings, context, query)
         return run_get(settings, context, query)
@@ -140,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(version_text())
         return EXIT_OK
     if args.queryhelp:
+        from cli.queryhelp import query_help
+
         sys.stdout.write(query_help(list(dict.fromkeys(args.roots or []))))
         return EXIT_OK
 
@@ -161,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _checked_run(args: argparse.Namespace) -> int:
     """The checks gdcmscu makes before anything else, then the run."""
+    from cli.options import UsageError, resolve
+
     try:
         parse_keys(args.keys)  # as gdcmscu: a key that cannot be read stops everything
         root_uid = choose_root(args.root_uid)

@@ -8,16 +8,19 @@ anything). The VR comes from the data dictionary, as in gdcmscu.
 
 A key that cannot be read is reported as gdcmscu does, `Could not read Tag: X`, with
 the reason after it.
+
+pydicom's dictionary is imported when a key is read, not at import: dicomscu checks
+the keys of every run, and `--store` and `--echo` have none.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
-from pydicom.datadict import dictionary_description, dictionary_has_tag, dictionary_VR
-from pydicom.sequence import Sequence
-from pydicom.tag import Tag
+if TYPE_CHECKING:
+    from pydicom.sequence import Sequence
 
 _KEY = re.compile(r"([0-9A-Fa-f]{1,4}),([0-9A-Fa-f]{1,4})(?:[=,](.*))?", re.DOTALL)
 
@@ -27,7 +30,7 @@ _FLOAT_VRS = frozenset({"FL", "FD"})
 #: VRs a value cannot be typed for on a command line; they may only be asked for.
 _NO_TEXT_VALUE_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "SQ", "AT"})
 
-KeyValue = str | int | float | list[int] | list[float] | Sequence
+KeyValue: TypeAlias = "str | int | float | list[int] | list[float] | Sequence"
 
 
 class KeySyntaxError(ValueError):
@@ -49,6 +52,8 @@ class Key:
 
     @property
     def name(self) -> str:
+        from pydicom.datadict import dictionary_description
+
         return dictionary_description(self.tag)
 
     @property
@@ -58,6 +63,8 @@ class Key:
     def value(self) -> KeyValue:
         """The value for a pydicom DataElement of this VR ('' asks for the attribute)."""
         if self.vr == "SQ":
+            from pydicom.sequence import Sequence
+
             return Sequence([])
         if self.text == "":
             return ""
@@ -73,6 +80,9 @@ class Key:
 
 def parse_key(argument: str) -> Key:
     """Read one `--key` argument; raises KeySyntaxError with the reason."""
+    from pydicom.datadict import dictionary_has_tag, dictionary_VR
+    from pydicom.tag import Tag
+
     match = _KEY.fullmatch(argument)
     if match is None:
         raise KeySyntaxError(

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from cli.association import open_association
+from cli.charset import teach_pydicom
 from cli.failures import Context, explain_exception
 from cli.logs import CLI_LOGGER, LIBRARY_LOGGERS
 from cli.options import Settings
@@ -121,6 +122,16 @@ class _Tally:
         self.stored = self.warned = self.failures = 0
 
 
+def _converts(association: client.Association, syntaxes: Iterable[tuple[str, str]]) -> bool:
+    """Whether a file will be converted to another transfer syntax (by pydicom): its
+    SOP Class was accepted, but only in another uncompressed syntax than its own."""
+    for sop_class, syntax in syntaxes:
+        accepted = association.messages.store_context(sop_class, syntax)
+        if accepted is not None and accepted.transfer_syntax != syntax:
+            return True
+    return False
+
+
 def _store_group(
     settings: Settings,
     context: Context,
@@ -128,12 +139,16 @@ def _store_group(
     items: Iterable[Part10Info],
     total: int,
     tally: _Tally,
+    syntaxes: set[tuple[str, str]],
 ) -> bool:
-    """Send `items` over one association; False if the association itself failed."""
+    """Send `items` over one association; False if the association itself failed.
+    `syntaxes`: the (SOP Class, transfer syntax) pairs of all the files."""
     try:
         with open_association(
             settings, contexts, async_window=settings.async_window
         ) as association:
+            if _converts(association, syntaxes):
+                teach_pydicom()  # before pydicom reads the text of a file to convert
             for info, result in association.store_many(items, priority=settings.priority):
                 with tally.lock:
                     if isinstance(result, Exception):
@@ -181,19 +196,27 @@ def run_store(settings: Settings, context: Context, debug: bool = False) -> int:
     except ValueError as exc:
         log.error("%s", exc)
         return 1
+    syntaxes = {(info.sop_class_uid, info.transfer_syntax) for info in infos}
     tally = _Tally()
     tally.failures = len(problems) + unreadable
     count = min(settings.associations, len(infos))
     with _progress(infos, debug) as items:
         if count == 1:
-            ok = _store_group(settings, context, contexts, items, len(infos), tally)
+            ok = _store_group(settings, context, contexts, items, len(infos), tally, syntaxes)
         else:
             # One shared iterator: each association takes the next file when it is free.
             shared = _Shared(items)
             with concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="store") as pool:
                 runs = [
                     pool.submit(
-                        _store_group, settings, context, contexts, shared, len(infos), tally
+                        _store_group,
+                        settings,
+                        context,
+                        contexts,
+                        shared,
+                        len(infos),
+                        tally,
+                        syntaxes,
                     )
                     for _ in range(count)
                 ]

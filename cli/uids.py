@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import re
 
-from pydicom.uid import generate_uid
-
 ENVIRONMENT_VARIABLE = "GDCM_ROOT_UID"
 
 #: The longest root we accept: the rest of the 64 characters must hold enough random
@@ -56,4 +54,6 @@ def choose_root(option: str | None, environ: dict[str, str] | None = None) -> st
 
 def make_uid(root: str | None) -> str:
     """A new UID under `root` (None: under 2.25, from a random UUID)."""
+    from pydicom.uid import generate_uid  # not at import: dicomscu checks the root on every run
+
     return generate_uid(prefix=None if root is None else root + ".")

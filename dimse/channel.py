@@ -13,8 +13,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import BinaryIO
 
-from pydicom.filereader import dcmread
-
 from dimse.commands import Command
 from dimse.datasets import UNCOMPRESSED, encode_dataset
 from dimse.errors import DimseError
@@ -151,6 +149,8 @@ class MessageChannel:
             self.send_file(context.context_id, message, info, progress)
             return
         assert context.transfer_syntax is not None
+        from pydicom.filereader import dcmread  # to convert; a file sent as it is needs none
+
         data = encode_dataset(dcmread(info.path), context.transfer_syntax)
         self.send(context.context_id, message, data)
 

@@ -10,17 +10,19 @@
 A failure status is a result, not an exception: read `result.status.category`.
 Exceptions are for the association itself (`dul.errors.AssociationError` and its
 kinds) and for asking what the association cannot carry (`NoPresentationContext`).
+
+pydicom is imported where a data set is handled, not at import: storing files as they
+are (`dicomscu --store`) and C-ECHO never need it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, BinaryIO
 
 from dimse.channel import MessageChannel
 from dimse.commands import Command
@@ -48,11 +50,18 @@ from dimse.models import MODELS, VERIFICATION, Root
 from dimse.results import FindResponse, ReceivedInstance, RetrieveResponse, StoreResult
 from dimse.status import Status
 from dimse.storage import InstanceWriter, PendingInstance
-from dimse.storage_classes import COMMON_STORAGE_SOP_CLASSES, STORAGE_SOP_CLASSES
+from dimse.storage_classes import (
+    COMMON_STORAGE_SOP_CLASSES,
+    storage_sop_class_set,
+    storage_sop_classes,
+)
 from dul.errors import AssociationAborted, ConnectionFailed, DulTimeout
 from dul.items import UserIdentityRQSubItem
 from dul.negotiation import NegotiatedContext, ProposedContext, build_request
 from dul.transport import Timeouts, request_association
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 log = logging.getLogger("dimse.client")
 
@@ -154,18 +163,15 @@ def query_contexts(
         for uid in COMMON_STORAGE_SOP_CLASSES:
             contexts.append(ProposedContext(uid, UNCOMPRESSED))
             contexts.append(ProposedContext(uid, COMPRESSED))
-        rest = [uid for uid in STORAGE_SOP_CLASSES if uid not in COMMON_STORAGE_SOP_CLASSES]
+        rest = [uid for uid in storage_sop_classes() if uid not in COMMON_STORAGE_SOP_CLASSES]
         contexts += [ProposedContext(uid, UNCOMPRESSED) for uid in rest[: 128 - len(contexts)]]
     return contexts
 
 
 def get_roles(contexts: Sequence[ProposedContext]) -> dict[str, tuple[bool, bool]]:
     """SCP/SCU role selection for C-GET: we act as SCP for the storage classes."""
-    return {
-        c.abstract_syntax: (False, True)
-        for c in contexts
-        if c.abstract_syntax in STORAGE_SOP_CLASSES
-    }
+    storage = storage_sop_class_set()
+    return {c.abstract_syntax: (False, True) for c in contexts if c.abstract_syntax in storage}
 
 
 def store_contexts(infos: Sequence[Part10Info]) -> list[ProposedContext]:
@@ -301,7 +307,7 @@ class Association:
         `move_originator` is (AE title, Message ID) of the C-MOVE this serves."""
         message_id = self.messages.next_message_id()
         originator_ae, originator_id = move_originator or (None, None)
-        if isinstance(source, Dataset):
+        if not isinstance(source, str | os.PathLike):  # a Dataset
             return self._store_dataset(source, message_id, priority, move_originator)
         info = read_part10_info(source)
         context = self.messages.store_context(info.sop_class_uid, info.transfer_syntax)

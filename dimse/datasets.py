@@ -8,6 +8,9 @@ syntaxes encode the data set itself as Explicit VR Little Endian.
 Decoding never lets the peer's bytes escape as an arbitrary exception: anything
 pydicom cannot read, a data set nested too deep, or a deflate stream that would
 inflate past `MAX_INFLATED` becomes a `DimseError` with status C000H.
+
+pydicom is imported by the functions that encode or decode, not at import: the
+constants here are all that `dicomscu --store` and C-ECHO need.
 """
 
 from __future__ import annotations
@@ -15,18 +18,12 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from typing import BinaryIO
-
-from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_dataset
-from pydicom.multival import MultiValue
-from pydicom.sequence import Sequence
-from pydicom.uid import UID
-from pydicom.valuerep import IS, DSdecimal, DSfloat, PersonName
+from typing import TYPE_CHECKING, BinaryIO
 
 from dimse.errors import DimseError
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
@@ -62,6 +59,8 @@ CANNOT_UNDERSTAND = 0xC000
 
 def _layout(transfer_syntax: str) -> tuple[bool, bool, bool]:
     """(implicit VR, little endian, deflated) for a transfer syntax UID."""
+    from pydicom.uid import UID
+
     uid = UID(transfer_syntax)
     if uid == IMPLICIT_VR_LITTLE_ENDIAN:
         return True, True, False
@@ -93,8 +92,6 @@ _TEXT_VRS = frozenset(
     )
 )
 _LONG_TEXT_VRS = frozenset(("UC", "UR", "UT"))
-_NUMBER_TYPES = (IS, DSfloat, DSdecimal)
-_TEXT_TYPES = (str, PersonName, *_NUMBER_TYPES)
 _IMPLICIT_HEADER = struct.Struct("<HHI")
 _EXPLICIT_HEADER = struct.Struct("<HH2sH")
 _EXPLICIT_LONG_HEADER = struct.Struct("<HH2sHI")
@@ -104,6 +101,11 @@ def _encode_text_only(dataset: Dataset, implicit: bool) -> bytes | None:
     """The little-endian encoding of a data set of plain ASCII text elements (a C-FIND
     response, most often), written directly: pydicom's general writer costs ten
     times as much per response. None when the data set has anything else."""
+    from pydicom.multival import MultiValue
+    from pydicom.valuerep import IS, DSdecimal, DSfloat, PersonName
+
+    number_types = (IS, DSfloat, DSdecimal)
+    text_types = (str, PersonName, *number_types)
     parts: list[bytes] = []
     for element in dataset:
         vr = element.VR
@@ -113,12 +115,12 @@ def _encode_text_only(dataset: Dataset, implicit: bool) -> bytes | None:
         values = (
             value if isinstance(value, (list, MultiValue)) else [] if value is None else [value]
         )
-        if not all(isinstance(v, _TEXT_TYPES) for v in values):
+        if not all(isinstance(v, text_types) for v in values):
             return None  # bytes, sequences, dates as objects...: the general writer
         # Numbers as text (IS, DS) keep the string they were read from, as pydicom does.
         text = "\\".join(
             v.original_string
-            if isinstance(v, _NUMBER_TYPES) and getattr(v, "original_string", None)
+            if isinstance(v, number_types) and getattr(v, "original_string", None)
             else str(v)
             for v in values
         )
@@ -150,6 +152,9 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
         fast = _encode_text_only(dataset, implicit)
         if fast is not None:
             return fast
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
     buffer = DicomBytesIO()
     buffer.is_little_endian = little
     buffer.is_implicit_VR = implicit
@@ -182,6 +187,8 @@ def inflate(data: bytes, limit: int | None = None) -> bytes:
 
 def _check_depth(dataset: Dataset, depth: int) -> None:
     """Touch every element (pydicom parses lazily) and bound the nesting."""
+    from pydicom.sequence import Sequence
+
     if depth > MAX_DEPTH:
         raise DimseError(
             f"the data set nests sequences deeper than {MAX_DEPTH}", status=CANNOT_UNDERSTAND
@@ -198,6 +205,8 @@ def decode_dataset(data: bytes | BinaryIO, transfer_syntax: str) -> Dataset:
 
     Raises only `DimseError` (status C000H) for bytes that are not a data set.
     """
+    from pydicom.filereader import read_dataset
+
     implicit, little, deflated = _layout(transfer_syntax)
     stream: BinaryIO
     if deflated:

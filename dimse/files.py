@@ -15,11 +15,12 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, BinaryIO
 
 from dul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 
 class NotDicomFile(ValueError):

@@ -3,11 +3,20 @@
 An SCP accepts all of them. An SCU that must propose them all at once (C-GET, where
 the instances come back on the same association) can fit at most 128 presentation
 contexts, so `STORAGE_SOP_CLASSES` starts with the classes met most in practice.
+
+The full list is read from pydicom's dictionary at first use (`storage_sop_classes()`,
+or the names `STORAGE_SOP_CLASSES` and `STORAGE_SOP_CLASS_SET`), not at import:
+`dicomscu --store` imports this module and never needs pydicom.
 """
 
 from __future__ import annotations
 
-from pydicom._uid_dict import UID_dictionary
+import functools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    STORAGE_SOP_CLASSES: tuple[str, ...]
+    STORAGE_SOP_CLASS_SET: frozenset[str]
 
 # The classes every archive sees daily, first, so that a C-GET proposing a subset
 # still covers them.
@@ -35,7 +44,11 @@ COMMON_STORAGE_SOP_CLASSES = (
 )
 
 
-def _all_storage_classes() -> tuple[str, ...]:
+@functools.cache
+def storage_sop_classes() -> tuple[str, ...]:
+    """All the Storage SOP classes: the common ones first, then the others by UID."""
+    from pydicom._uid_dict import UID_dictionary
+
     found = [
         uid
         for uid, (name, kind, _info, retired, _keyword) in UID_dictionary.items()
@@ -49,5 +62,15 @@ def _all_storage_classes() -> tuple[str, ...]:
     return COMMON_STORAGE_SOP_CLASSES + tuple(rest)
 
 
-STORAGE_SOP_CLASSES: tuple[str, ...] = _all_storage_classes()
-STORAGE_SOP_CLASS_SET = frozenset(STORAGE_SOP_CLASSES)
+@functools.cache
+def storage_sop_class_set() -> frozenset[str]:
+    return frozenset(storage_sop_classes())
+
+
+def __getattr__(name: str) -> object:
+    """`STORAGE_SOP_CLASSES` and `STORAGE_SOP_CLASS_SET`, computed at first use."""
+    if name == "STORAGE_SOP_CLASSES":
+        return storage_sop_classes()
+    if name == "STORAGE_SOP_CLASS_SET":
+        return storage_sop_class_set()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
