@@ -17,6 +17,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import stat
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -45,13 +46,16 @@ def collect_files(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], l
     """
     files: list[Path] = []
     problems: list[str] = []
-    seen: set[Path] = set()
+    seen: set[tuple[int, int]] = set()  # (device, inode): one file under two names goes once
 
-    def add(path: Path) -> None:
-        key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            files.append(path)
+    def add(path: Path | str) -> None:
+        try:
+            status = os.stat(path)
+        except OSError:
+            return  # gone since it was listed
+        if stat.S_ISREG(status.st_mode) and (status.st_dev, status.st_ino) not in seen:
+            seen.add((status.st_dev, status.st_ino))
+            files.append(Path(path))
 
     for path in paths:
         if path.is_dir():
@@ -59,13 +63,11 @@ def collect_files(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], l
                 for top, dirs, names in os.walk(path):
                     dirs.sort()
                     for name in sorted(names):
-                        candidate = Path(top) / name
-                        if candidate.is_file():
-                            add(candidate)
+                        add(os.path.join(top, name))
             else:
-                for candidate in sorted(path.iterdir()):
-                    if candidate.is_file():
-                        add(candidate)
+                with os.scandir(path) as entries:
+                    for name in sorted(entry.name for entry in entries):
+                        add(os.path.join(path, name))
         elif path.is_file():
             add(path)
         elif path.exists():

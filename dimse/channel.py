@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from dimse.commands import Command
@@ -20,6 +20,7 @@ from dimse.files import Part10Info
 from dimse.fragments import Reassembler, ReceivedMessage, fragment_message, stream_runs
 from dimse.messages import DimseMessage, message_from_command
 from dul.errors import AbortReason, AssociationAborted
+from dul.items import Buffer
 from dul.negotiation import NegotiatedContext
 from dul.pdu import P_DATA_TF
 from dul.transport import Channel
@@ -35,6 +36,39 @@ class _SinkHolder:
 
     def open(self, context_id: int, command: Command) -> BinaryIO | None:
         return None if self.sink is None else self.sink(context_id, command)
+
+
+Sendable = bytes | bytearray | list[Buffer]
+
+
+class PreparedMessage:
+    """A message whose first PDU (or run of PDUs) is already built, and the file
+    behind it open and read that far. A client makes the next C-STORE-RQ ready while
+    the peer is still working on the previous one, so that reading the file and
+    encoding overlap the peer's work; the requests still go one at a time. Close it
+    (or send it) to release the file."""
+
+    def __init__(self, units: Iterator[Sendable]) -> None:
+        self._units = units
+        self._first: Sendable | None = next(units)
+
+    def __iter__(self) -> Iterator[Sendable]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        yield from self._units
+
+    def close(self) -> None:
+        self._first = None
+        close = getattr(self._units, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> PreparedMessage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class MessageChannel:
@@ -118,23 +152,42 @@ class MessageChannel:
         for pdu in fragment_message(context_id, message.encode(), data_set, self.max_pdu):
             self.channel.send_pdata(pdu)
 
-    def send_file(
-        self,
-        context_id: int,
-        message: DimseMessage,
-        info: Part10Info,
-        progress: Callable[[int], None] | None = None,
-    ) -> None:
-        """One message whose data set is streamed from a DICOM file, as it is."""
+    def prepare_instance(
+        self, context: NegotiatedContext, message: DimseMessage, info: Part10Info
+    ) -> PreparedMessage:
+        """A C-STORE-RQ with a file's data set, ready to send: its first PDUs built and
+        the file's first bytes read (OSError here: nothing was sent). The data set goes
+        as it is when the context's transfer syntax is the file's, else it is read by
+        pydicom and converted."""
         message = message.with_data_set(True)
+        if context.transfer_syntax == info.transfer_syntax:
+            return PreparedMessage(self._file_runs(context.context_id, message, info))
+        assert context.transfer_syntax is not None
+        from pydicom.filereader import dcmread  # to convert; a file sent as it is needs none
+
+        data = encode_dataset(dcmread(info.path), context.transfer_syntax)
+        return PreparedMessage(
+            fragment_message(context.context_id, message.encode(), data, self.max_pdu)
+        )
+
+    def _file_runs(
+        self, context_id: int, message: DimseMessage, info: Part10Info
+    ) -> Iterator[Sendable]:
         with info.path.open("rb", buffering=0) as stream:
             stream.seek(info.dataset_offset)
-            for run in stream_runs(
+            yield from stream_runs(
                 context_id, message.encode(), stream, info.dataset_length, self.max_pdu
-            ):
-                self.channel.send_pdata(run)
+            )
+
+    def send_prepared(
+        self, prepared: PreparedMessage, progress: Callable[[int], None] | None = None
+    ) -> None:
+        """Send a prepared message; `progress` is told the bytes of each write."""
+        with prepared:
+            for unit in prepared:
+                self.channel.send_pdata(unit)
                 if progress is not None:
-                    progress(sum(len(part) for part in run))
+                    progress(len(unit) if not isinstance(unit, list) else sum(map(len, unit)))
 
     def send_instance(
         self,
@@ -143,16 +196,8 @@ class MessageChannel:
         info: Part10Info,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        """A C-STORE-RQ with a file's data set: streamed as it is when the context's
-        transfer syntax is the file's, else read by pydicom and converted."""
-        if context.transfer_syntax == info.transfer_syntax:
-            self.send_file(context.context_id, message, info, progress)
-            return
-        assert context.transfer_syntax is not None
-        from pydicom.filereader import dcmread  # to convert; a file sent as it is needs none
-
-        data = encode_dataset(dcmread(info.path), context.transfer_syntax)
-        self.send(context.context_id, message, data)
+        """A C-STORE-RQ with a file's data set (`prepare_instance`, then sent)."""
+        self.send_prepared(self.prepare_instance(context, message, info), progress)
 
     # -- receiving --------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from dimse.channel import MessageChannel
+from dimse.channel import MessageChannel, PreparedMessage
 from dimse.commands import Command
 from dimse.datasets import COMPRESSED, UNCOMPRESSED, decode_dataset, encode_dataset
 from dimse.errors import DimseError
@@ -329,29 +329,46 @@ class Association:
 
     def store_many(
         self, infos: Iterable[Part10Info], priority: int = Priority.LOW
-    ) -> Iterator[tuple[Part10Info, StoreResult | NoPresentationContext]]:
+    ) -> Iterator[tuple[Part10Info, StoreResult | NoPresentationContext | OSError]]:
         """C-STORE many files, keeping up to `window` requests outstanding (the
         asynchronous operations window the peer granted; one at a time without it).
-        Yields each file with its result, in the order the responses come."""
+        Yields each file with its result, in the order the responses come: a
+        `NoPresentationContext` or the `OSError` of a file that could not be read (then
+        nothing of it was sent) in place of a result.
+
+        Each request is made ready (`MessageChannel.prepare_instance`: the file opened
+        and read, the PDUs built) before the response to the previous one is awaited,
+        so that our reading overlaps the peer's storing even with a window of 1."""
         outstanding: dict[int, Part10Info] = {}
-        for info in infos:
-            context = self.messages.store_context(info.sop_class_uid, info.transfer_syntax)
-            if context is None:
-                yield info, self._refused(info.sop_class_uid, info.transfer_syntax)
-                continue
-            while len(outstanding) >= self.window:
+        prepared: PreparedMessage | None = None
+        try:
+            for info in infos:
+                context = self.messages.store_context(info.sop_class_uid, info.transfer_syntax)
+                if context is None:
+                    yield info, self._refused(info.sop_class_uid, info.transfer_syntax)
+                    continue
+                message_id = self.messages.next_message_id()
+                request = C_STORE_RQ(
+                    message_id=message_id,
+                    affected_sop_class_uid=info.sop_class_uid,
+                    affected_sop_instance_uid=info.sop_instance_uid,
+                    priority=priority,
+                )
+                try:
+                    prepared = self.messages.prepare_instance(context, request, info)
+                except (OSError, EOFError) as exc:
+                    yield info, exc if isinstance(exc, OSError) else OSError(str(exc))
+                    continue
+                while len(outstanding) >= self.window:
+                    yield self._collect(outstanding)
+                self.messages.send_prepared(prepared)
+                prepared = None
+                outstanding[message_id] = info
+            while outstanding:
                 yield self._collect(outstanding)
-            message_id = self.messages.next_message_id()
-            request = C_STORE_RQ(
-                message_id=message_id,
-                affected_sop_class_uid=info.sop_class_uid,
-                affected_sop_instance_uid=info.sop_instance_uid,
-                priority=priority,
-            )
-            self.messages.send_instance(context, request, info)
-            outstanding[message_id] = info
-        while outstanding:
-            yield self._collect(outstanding)
+        finally:
+            if prepared is not None:
+                prepared.close()
 
     def _collect(self, outstanding: dict[int, Part10Info]) -> tuple[Part10Info, StoreResult]:
         response, _ = self._response_to(set(outstanding), C_STORE_RSP)

@@ -388,6 +388,39 @@ def test_a_failure_status_is_a_result_not_an_exception(
     assert len(pynetdicom_scp.wait_for_datasets(2)) == 2
 
 
+def test_store_many_sends_each_file_as_it_is_and_reports_one_gone_missing(
+    storescp_factory: Callable[..., peers.StoreSCP], ct_small: Path, tmp_path: Path
+) -> None:
+    """store_many makes each request ready (the file read) before the previous
+    response comes: the files still arrive byte for byte, in order, and a file removed
+    after its meta was read is reported (at once) as an OSError, nothing of it sent."""
+    scp = storescp_factory(extra_args=["+B"])
+    template = dcmread(ct_small)
+    files = []
+    for n in range(20):
+        template.SOPInstanceUID = f"1.2.826.0.1.3680043.10.1138.7.{n + 1}"
+        template.file_meta.MediaStorageSOPInstanceUID = template.SOPInstanceUID
+        template.InstanceNumber = n
+        path = tmp_path / f"{n:02}.dcm"
+        template.save_as(path)
+        files.append(path)
+    infos = [read_part10_info(path) for path in files]
+    files[7].unlink()
+    with connect(scp, storage_contexts(files[:1])) as association:
+        results = list(association.store_many(infos))
+    assert sorted(info.path for info, _ in results) == files  # each file once
+    stored = [info.path for info, r in results if not isinstance(r, Exception)]
+    assert stored == [path for path in files if path != files[7]]  # in order
+    missing = [(info, r) for info, r in results if isinstance(r, Exception)]
+    assert [(info.path, type(r)) for info, r in missing] == [(files[7], FileNotFoundError)]
+    assert all(r.status.is_success for _, r in results if not isinstance(r, Exception))
+    received = {read_part10_info(p).sop_instance_uid: p for p in scp.received_files()}
+    assert len(received) == 19
+    for info in infos:
+        if info.path != files[7]:
+            assert dataset_part(received[info.sop_instance_uid]) == dataset_part(info.path)
+
+
 def test_a_hundred_files_over_one_association(
     pynetdicom_scp: peers.PynetdicomSCP, ct_small: Path, tmp_path: Path
 ) -> None:

@@ -11,7 +11,7 @@ throughput can be told apart from interpreter start-up. The benchmark runs these
 a child process of their own (a clean interpreter, its own peak RSS).
 
 - store: our `dimse.client`: `read_part10_info` of every file (timed apart, as
-  `prepare_s`), then connect, `assoc.store(path)` for each file, release.
+  `prepare_s`), then connect, `assoc.store_many(infos)` (what dicomscu uses), release.
 - echo: our `dimse.client.connect(...).echo()` and release, COUNT times.
 - pyecho: the same through pynetdicom's `AE.associate`, `send_c_echo`, `release`.
 - find: our `assoc.find` of an image-level Study Root query on one series.
@@ -36,9 +36,8 @@ def store(host: str, port: int, called_ae: str, directory: str) -> dict[str, obj
     prepared = time.perf_counter()
     ok = failed = 0
     with client.connect(host, port, called_ae=called_ae, contexts=contexts) as assoc:
-        for info in infos:
-            result = assoc.store(info.path)
-            if result.status.is_success:
+        for _, result in assoc.store_many(infos):
+            if not isinstance(result, Exception) and result.status.is_success:
                 ok += 1
             else:
                 failed += 1
