@@ -161,6 +161,10 @@ def _column_names(level: str) -> list[str]:
     return names
 
 
+#: Rows kept in `Index._written` before it is emptied (a few hundred bytes each).
+_WRITTEN_MAX = 4096
+
+
 @functools.cache
 def _upsert_sql(level: str) -> tuple[str, list[str]]:
     """The INSERT ... ON CONFLICT DO UPDATE of one level's row, and the columns whose
@@ -292,6 +296,11 @@ class Index:
         self._open: list[sqlite3.Connection] = []
         self._closed = False
         self._writer = self._connect()
+        # The patient, study and series rows as this process last wrote them, so that
+        # the instances of one series (the usual upload) do not rewrite, or look up,
+        # the same three rows each time. Only this process writes (the archive's lock);
+        # cleared whenever a row may have gone (a delete, a rollback), and when large.
+        self._written: dict[tuple[str, str], list[object]] = {}
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._writer.executescript(_schema())
         found = self._writer.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
@@ -347,6 +356,7 @@ class Index:
             yield conn
             conn.execute("COMMIT")
         except BaseException as exc:
+            self._written.clear()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if (
@@ -383,15 +393,26 @@ class Index:
                     "DELETE FROM instances WHERE SOPInstanceUID = ? OR path = ?",
                     (record.sop_instance_uid, record.path),
                 )
+            if len(self._written) > _WRITTEN_MAX:
+                self._written.clear()
             for level in LEVELS:
                 sql, names = _upsert_sql(level)
-                conn.execute(sql, [record.values[name] for name in names] + _extra(level, record))
-            self._drop_orphans(conn, orphans)
+                values = [record.values[name] for name in names] + _extra(level, record)
+                if level != IMAGE:
+                    key = (level, str(values[0]))
+                    if self._written.get(key) == values:
+                        continue  # the row holds these values already
+                    self._written[key] = values
+                conn.execute(sql, values)
+            if any(orphans.values()):
+                self._written.clear()
+                self._drop_orphans(conn, orphans)
             if journal_id is not None:
                 conn.execute("DELETE FROM journal WHERE id = ?", (journal_id,))
 
     def remove(self, path: str, journal_id: int | None) -> None:
         """Forget the instance stored at `path` (its file is gone) and end the journal entry."""
+        self._written.clear()
         with self._transaction() as conn:
             row = conn.execute(
                 "SELECT SOPInstanceUID, SeriesInstanceUID FROM instances WHERE path = ?", (path,)
@@ -443,18 +464,27 @@ class Index:
             if old_series != series:
                 for level, keys in self._ancestors(conn, old_series).items():
                     out[level] |= keys
-        row = conn.execute(
-            "SELECT StudyInstanceUID FROM series WHERE SeriesInstanceUID = ?", (series,)
-        ).fetchone()
-        if row is not None and row[0] != study:
-            for level, keys in self._ancestors(conn, series).items():
-                out[level] |= keys
-        row = conn.execute(
-            "SELECT PatientID FROM studies WHERE StudyInstanceUID = ?", (study,)
-        ).fetchone()
-        if row is not None and row[0] != record.values["PatientID"]:
-            out[PATIENT].add(row[0])
+        if not self._wrote_parent(SERIES, series, study):
+            row = conn.execute(
+                "SELECT StudyInstanceUID FROM series WHERE SeriesInstanceUID = ?", (series,)
+            ).fetchone()
+            if row is not None and row[0] != study:
+                for level, keys in self._ancestors(conn, series).items():
+                    out[level] |= keys
+        patient = record.values["PatientID"]
+        if not self._wrote_parent(STUDY, study, patient):
+            row = conn.execute(
+                "SELECT PatientID FROM studies WHERE StudyInstanceUID = ?", (study,)
+            ).fetchone()
+            if row is not None and row[0] != patient:
+                out[PATIENT].add(row[0])
         return bool(previous), out
+
+    def _wrote_parent(self, level: str, key: str, parent: str) -> bool:
+        """Whether this process last wrote the row `key` of `level` with `parent` as
+        its parent (then the row is known to be there, under that parent)."""
+        written = self._written.get((level, key))
+        return written is not None and written[-1] == parent
 
     @staticmethod
     def _drop_orphans(conn: sqlite3.Connection, candidates: dict[str, set[str]]) -> None:
