@@ -130,18 +130,24 @@ class Record:
     size: int
 
 
+_RECORD_COLUMNS = [(c.keyword, c.tag, c.vr, c.ranged) for cs in INDEXED.values() for c in cs]
+
+
 def record_of(texts_of: TextsOf, transfer_syntax: str, path: str, size: int) -> Record:
     """The Record of an instance from its header attributes, as text by tag and VR
     (dimse/instance_header.py `read_texts`)."""
     values: dict[str, str] = {}
-    for columns in INDEXED.values():
-        for column in columns:
-            items = [normalize(column.vr, t) for t in texts_of(column.tag, column.vr)]
-            values[column.keyword] = "\\".join(items)
-            if column.ranged:
-                values[column.keyword + "__k"] = (
-                    (range_key(column.vr, items[0]) or "") if items else ""
-                )
+    for keyword, tag, vr, ranged in _RECORD_COLUMNS:
+        found = texts_of(tag, vr)
+        if not found:
+            values[keyword] = ""
+            if ranged:
+                values[keyword + "__k"] = ""
+            continue
+        items = [normalize(vr, t) for t in found]
+        values[keyword] = "\\".join(items)
+        if ranged:
+            values[keyword + "__k"] = range_key(vr, items[0]) or ""
     return Record(
         values,
         values["SOPClassUID"],

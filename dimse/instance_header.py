@@ -152,12 +152,14 @@ def _scanned(path: Path, offset: int, syntax: str) -> TextsOf | None:
                 )
         ascii_ok = header_scan.ascii_allowed(found)
         cache = {
-            tag: header_scan.texts(found.get(tag), column.vr, ascii_ok)
-            for tag, column in COLUMNS_BY_TAG.items()
+            tag: header_scan.texts(element, COLUMNS_BY_TAG[tag].vr, ascii_ok)
+            for tag, element in found.items()
+            if tag != _SPECIFIC_CHARACTER_SET
         }
     except (header_scan.Unsupported, header_scan.Short, OSError):
         return None
-    return lambda tag, vr: cache[tag]
+    absent: list[str] = []
+    return lambda tag, vr: cache.get(tag, absent)
 
 
 def read_texts(path: Path, layout: tuple[int, str] | None = None) -> tuple[TextsOf, str]:
