@@ -149,8 +149,13 @@ class PendingStore:
         #: where the data set starts in the file, and its transfer syntax
         self.layout = (len(header), transfer_syntax)
         try:
-            final.parent.mkdir(exist_ok=True)
-            self._pending = PendingInstance(final.parent, final.name, header, archive.fsync)
+            archive._make_shard(final.parent)
+            try:
+                self._pending = PendingInstance(final.parent, final.name, header, archive.fsync)
+            except FileNotFoundError:  # the directory was removed behind our back
+                archive._shards.discard(final.parent)
+                archive._make_shard(final.parent)
+                self._pending = PendingInstance(final.parent, final.name, header, archive.fsync)
         except OSError as exc:  # PendingInstance removed its own temporary file
             self._fail(exc)
 
@@ -242,6 +247,7 @@ class Archive:
         self._lock_fd = self._take_lock()
         self._commit_lock = threading.Lock()
         self._unsettled: set[tuple[int, str]] = set()
+        self._shards: set[Path] = set()  # directories of instances known to exist
         try:
             self._index = Index(self.root / INDEX_FILE, fsync=fsync)
             self._recover()
@@ -288,6 +294,13 @@ class Archive:
         self._index.put(record, journal_id)
 
     # ---- storing
+
+    def _make_shard(self, directory: Path) -> None:
+        """Create an instances/<hh> directory once; it is never removed while open
+        (a mkdir per stored instance costs a file-system lock each time)."""
+        if directory not in self._shards:
+            directory.mkdir(exist_ok=True)
+            self._shards.add(directory)
 
     def relative_path(self, sop_instance_uid: str) -> str:
         """Where an instance of this SOP Instance UID is kept, relative to the root."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 import zlib
 from pathlib import Path
@@ -399,3 +400,22 @@ def test_the_archive_can_be_opened_by_path_string(tmp_path: Path) -> None:
 
 
 ExplicitVRLittleEndian = "1.2.840.10008.1.2.1"
+
+
+def test_a_directory_removed_behind_our_back_is_made_again(tmp_path: Path) -> None:
+    """The archive creates each instances/<hh> directory once and remembers it; if one
+    is removed while the archive is open, the next store there makes it again."""
+    with Archive(tmp_path / "archive", fsync=False) as archive:
+        first = make_instance()
+        assert store(archive, first) == 0x0000
+        shard = (archive.root / archive.relative_path(first.SOPInstanceUID)).parent
+        shutil.rmtree(shard)
+        # a UID whose file goes to the same directory (the name is hashed)
+        uid = next(
+            f"{first.SOPInstanceUID}.{n}"
+            for n in range(10_000)
+            if (archive.root / archive.relative_path(f"{first.SOPInstanceUID}.{n}")).parent == shard
+        )
+        second = make_instance(SOPInstanceUID=uid)
+        assert store(archive, second) == 0x0000
+        assert (archive.root / archive.relative_path(uid)).exists()
