@@ -394,6 +394,8 @@ class _Session:
             )
             respond(exc.status, comment=exc.comment)
             return
+        except AssociationError:
+            raise  # aborted or released while we polled for a C-CANCEL: nothing to answer
         except Exception as exc:
             log.exception("C-FIND handler failed")
             respond(0xC001, comment=str(exc)[:64])

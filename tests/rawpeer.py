@@ -606,7 +606,12 @@ def with_sub_item(pdu: bytes, parent: ItemAt, raw_item: bytes) -> bytes:
 @pytest.fixture(autouse=True)
 def no_unexpected_exception(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Fails the test if our code logged an exception with its traceback (an
-    unexpected exception caught at the top of a thread)."""
+    unexpected exception caught at the top of a thread), in the test's set-up, its
+    body, or the teardown so far (where the servers are stopped: this fixture,
+    autouse, is torn down last)."""
     yield
-    crashes = [r for r in caplog.records if r.exc_info and r.name.startswith(("dul", "dimse"))]
+    # `caplog.records` holds only the current phase's records (here the teardown's):
+    # the body's are in get_records("call").
+    records = [*caplog.get_records("setup"), *caplog.get_records("call"), *caplog.records]
+    crashes = [r for r in records if r.exc_info and r.name.startswith(("dul", "dimse"))]
     assert not crashes, [f"{r.name}: {r.getMessage()}" for r in crashes]

@@ -21,8 +21,10 @@ from pydicom.dataset import Dataset
 from dimse import datasets
 from dimse.commands import decode_command, encode_command
 from dimse.datasets import encode_dataset
-from dimse.files import read_part10_info
+from dimse.errors import DimseError
+from dimse.files import part10_bytes_header, read_part10_info
 from dimse.fragments import Reassembler, fragment_message
+from dimse.instance_header import UnreadableInstance, read_header
 from dimse.messages import (
     C_ECHO_RQ,
     C_ECHO_RSP,
@@ -33,6 +35,7 @@ from dimse.messages import (
 )
 from dimse.scp import Provider
 from dul import A_ABORT, P_DATA_TF, decode_pdu
+from dul.errors import PduError
 from tests.peers import HOST
 from tests.rawpeer import (
     CT_IMAGE_STORAGE,
@@ -98,7 +101,9 @@ def store_status(peer: RawClient, message: C_STORE_RQ, data: bytes, context_id: 
         struct.pack(">BBIIBB", 4, 0, 6, 1, 1, 3),  # PDV item-length 1 (under 2)
         struct.pack(">BBIIBB", 4, 0, 6, 0, 1, 3),  # PDV item-length 0
         struct.pack(">BBIIBB", 4, 0, 10, 4, 1, 3) + b"ab" + b"xyzw",  # 4 stray bytes after
-        struct.pack(">BBIIBB", 4, 0, 8, 30, 1, 3) + b"ab",  # a PDV longer than the PDU
+        # A PDV longer than the PDU, whose bytes in the PDU are a whole C-ECHO-RQ: cut
+        # short at the PDU's end, it would be answered.
+        struct.pack(">BBIIBB", 4, 0, 6 + len(ECHO), len(ECHO) + 32, 1, 3) + ECHO,
     ],
     ids=["no-pdv", "pdv-length-1", "pdv-length-0", "stray-bytes", "pdv-past-pdu"],
 )
@@ -109,13 +114,39 @@ def test_18_pdvs_that_do_not_fill_the_pdu_are_aborted(peer: RawClient, data: byt
     peer.expect_abort(reason=6)
 
 
+def test_18_a_pdv_length_under_2_is_aborted_when_the_next_bytes_parse(peer: RawClient) -> None:
+    """ROBUSTNESS 18: a PDV item-length of 1 leaves the PDV's message control header
+    outside the item; here that byte and the ones after it read as a valid last data
+    set fragment of the C-ECHO-RQ before, so only the length check can refuse it:
+    A-ABORT (2, 6), no C-ECHO-RSP."""
+    announcing = C_ECHO_RQ(message_id=1).with_data_set(True).encode()
+    peer.send(pdata(1, COMMAND | LAST, announcing))
+    data = implicit(PatientID="P")
+    # PDV 1: item-length 1, context 1; its control header (00H: a data set fragment,
+    # not the last) is the first byte of PDV 2's item-length.
+    body = struct.pack(">IB", 1, 1) + struct.pack(">IBB", len(data) + 2, 1, LAST) + data
+    peer.send(struct.pack(">BBI", 4, 0, len(body)) + body)
+    peer.expect_abort(reason=6)
+
+
+def test_18_each_layer_refuses_a_p_data_tf_without_pdv() -> None:
+    """ROBUSTNESS 18 (sans-I/O): a P-DATA-TF with no PDV is refused by the PDU decoder
+    (reason 6) and, should one reach it, by the reassembler."""
+    with pytest.raises(PduError) as decoded:
+        decode_pdu(struct.pack(">BBI", 4, 0, 0))
+    assert decoded.value.reason == 6
+    with pytest.raises(DimseError, match="no PDV"):
+        Reassembler({1}).feed(P_DATA_TF(()))
+
+
 @pytest.mark.parametrize("pdv_length", [0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFA])
 def test_19_a_pdv_length_near_2_to_the_32_is_aborted(peer: RawClient, pdv_length: int) -> None:
     """ROBUSTNESS 19: a PDV item-length near 2^32 (which wraps a 32-bit `+ 4` or `+ 6`):
-    A-ABORT (2, 6), nothing allocated from it."""
+    A-ABORT (2, 6), nothing allocated from it. The PDU holds a whole C-ECHO-RQ after
+    the PDV header: a decoder that cut the PDV short at the PDU's end would answer it."""
     tracemalloc.start()
     try:
-        peer.send(struct.pack(">BBIIBB", 4, 0, 12, pdv_length, 1, 3) + ECHO[:6])
+        peer.send(struct.pack(">BBIIBB", 4, 0, 6 + len(ECHO), pdv_length, 1, 3) + ECHO)
         peer.expect_abort(reason=6)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -138,18 +169,20 @@ def test_20_a_context_that_changes_in_the_middle_of_a_message_is_aborted(peer: R
 
 def test_21_a_data_set_fragment_before_the_command_is_complete_is_aborted(peer: RawClient) -> None:
     """ROBUSTNESS 21: a data set fragment after a command fragment that is not the last:
-    A-ABORT (2, 6)."""
+    A-ABORT (2, 6). The data set fragment holds the rest of the command, so that taken
+    as a command fragment it would complete a valid C-STORE-RQ."""
     command = store_rq("1.2.3").with_data_set(True).encode()
-    peer.send(pdata(3, COMMAND, command[:30]) + pdata(3, LAST, b"\x08\x00\x18\x00"))
+    peer.send(pdata(3, COMMAND, command[:30]) + pdata(3, LAST, command[30:]))
     peer.expect_abort(reason=6)
 
 
 def test_21_a_new_command_before_the_last_data_fragment_is_aborted(peer: RawClient) -> None:
     """ROBUSTNESS 21: a C-STORE command, one data set fragment that is not the last, and
-    a new command: A-ABORT (2, 6)."""
+    a new command on the same context (on another, the context check would refuse it
+    first): A-ABORT (2, 6)."""
     command = store_rq("1.2.3").with_data_set(True).encode()
     peer.send(pdata(3, COMMAND | LAST, command) + pdata(3, 0, b"\x08\x00\x18\x00"))
-    peer.send(pdata(1, COMMAND | LAST, ECHO))
+    peer.send(pdata(3, COMMAND | LAST, store_rq("1.2.4", message_id=2).encode()))
     peer.expect_abort(reason=6)
 
 
@@ -298,12 +331,16 @@ def implicit(**attributes: str) -> bytes:
     return encode_dataset(ds, IMPLICIT_LE)
 
 
-def test_26_a_query_nested_1000_deep_is_c000(server: Provider) -> None:
+@pytest.mark.parametrize("depth", [1000, 100])
+def test_26_a_query_nested_1000_deep_is_c000(server: Provider, depth: int) -> None:
     """ROBUSTNESS 26: a C-FIND identifier with sequences nested 1,000 deep: C000H,
-    no RecursionError, and the association goes on."""
+    no RecursionError, and the association goes on. 1,000 levels exceed the
+    interpreter's recursion limit while pydicom reads them (the RecursionError is
+    turned into C000H); 100 levels do not, and are refused by the nesting cap
+    (dimse.datasets.MAX_DEPTH, 64)."""
     with RawClient(HOST, server.port) as raw:
         raw.associate(request([(STUDY_ROOT_FIND, (IMPLICIT_LE,))]))
-        identifier = implicit(QueryRetrieveLevel="STUDY") + nested_sequences(1000)
+        identifier = implicit(QueryRetrieveLevel="STUDY") + nested_sequences(depth)
         for message_id in (1, 2):
             raw.send_message(
                 C_FIND_RQ(message_id=message_id, affected_sop_class_uid=STUDY_ROOT_FIND),
@@ -328,6 +365,24 @@ def test_26_a_c_store_nested_1000_deep_is_c000(server: Provider) -> None:
         assert store_status(raw, store_rq(uid), data, context_id=1) == 0xC000
     assert server.handlers.archive.count() == 0  # type: ignore[attr-defined]
     assert echo_status(server.port) == 0
+
+
+def test_26_the_archive_header_reader_refuses_nesting_1000_deep(tmp_path: Path) -> None:
+    """ROBUSTNESS 26 (sans-I/O): the archive's header reader turns the RecursionError
+    of sequences nested 1,000 deep into UnreadableInstance. (Over the wire the
+    archive's commit also catches what a reader lets out, so the C-STORE test above
+    cannot tell whether this layer works.)"""
+    uid = "1.2.3.26"
+    header = part10_bytes_header(CT_IMAGE_STORAGE, uid, IMPLICIT_LE)
+    path = tmp_path / "nested.dcm"
+    path.write_bytes(
+        header
+        + implicit(SOPClassUID=CT_IMAGE_STORAGE, SOPInstanceUID=uid)
+        + nested_sequences(1000)
+        + implicit(StudyInstanceUID="1.2.3.26.1", SeriesInstanceUID="1.2.3.26.2")
+    )
+    with pytest.raises(UnreadableInstance, match="cannot be read"):
+        read_header(path, (len(header), IMPLICIT_LE))
 
 
 def test_27_a_deflate_bomb_is_refused_at_the_cap(

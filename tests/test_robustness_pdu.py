@@ -261,6 +261,19 @@ def test_08_an_item_length_past_its_parent_is_aborted(
     assert echo_status(server.port) == 0
 
 
+def test_08_a_presentation_context_shorter_than_its_fixed_fields_is_aborted(
+    server: Provider,
+) -> None:
+    """ROBUSTNESS 8: a whole presentation context item 2 bytes long (its ID and a
+    reserved byte; the fixed fields are 4): A-ABORT (2, 6). Unlike `item-too-short`
+    above, nothing follows it that fails to parse, so only the item's own check
+    refuses it."""
+    with RawClient(HOST, server.port) as peer:
+        peer.send(rq_bytes(extra_items=[RawItem(0x20, b"\x05\x00")]))
+        peer.expect_abort(reason=6)
+    assert echo_status(server.port) == 0
+
+
 # --- 9-14: the content of the A-ASSOCIATE-RQ
 
 
@@ -364,12 +377,17 @@ def test_13_too_many_presentation_contexts_are_refused_quickly(
         RawItem(0x51, b"\x00\x40"),  # maximum length sub-item 2 bytes long
         RawItem(0x51, b"\x00\x00\x40\x00\x00"),  # ... and 5 bytes long
         RawItem(0x54, b"\x00\x40" + b"1.2.3" + b"\x01\x00"),  # role UID length 64 > 5 left
+        RawItem(0x54, b"\x00\x03" + b"1.2.3" + b"\x01\x00"),  # role UID length 3: 4 bytes left
+        RawItem(0x56, b"\x00\x40" + b"1.2.3" + b"\x01\x00"),  # extended negotiation: the same
     ],
-    ids=["max-length-2", "max-length-5", "role-uid-overrun"],
+    ids=["max-length-2", "max-length-5", "role-uid-overrun", "role-uid-short", "ext-uid-overrun"],
 )
 def test_14_malformed_sub_items_are_aborted(server: Provider, extra: RawItem) -> None:
     """ROBUSTNESS 14: a maximum-length sub-item whose length is not 4, a role selection
-    whose UID length overruns it: A-ABORT (2, 6), never a crash."""
+    whose UID length overruns it or leaves more than its two role bytes, an extended
+    negotiation sub-item whose UID length overruns it: A-ABORT (2, 6), never a crash.
+    (A role UID that overruns is refused twice over: by the UID's bound and by the
+    count of bytes after it; the other two sub-items test each check alone.)"""
     with RawClient(HOST, server.port) as peer:
         peer.send(rq_bytes(extra_user_items=[extra]))
         peer.expect_abort(reason=6)

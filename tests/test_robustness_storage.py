@@ -408,9 +408,13 @@ def test_35_c_cancel_during_c_find_ends_it_promptly_with_fe00(tmp_path: Path) ->
 
 
 def wait_for_final(peer: RawPeer, kind: type, timeout: float = WAIT_S) -> object:
-    """Read responses of `kind` until one is not pending; return it."""
+    """Read responses of `kind` until one is not pending; return it. All within
+    `timeout`: a provider that never stops sending pending responses fails here."""
+    deadline = time.monotonic() + timeout
     while True:
-        _, response = peer.recv_message(timeout)
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"no final {kind.__name__} within {timeout} s"
+        _, response = peer.recv_message(remaining)
         assert isinstance(response, kind), response
         if response.status not in (0xFF00, 0xFF01):  # type: ignore[attr-defined]
             return response
