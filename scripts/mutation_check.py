@@ -707,9 +707,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         39, "dul/transport.py",
-        "            self.sock.settimeout(self.timeouts.dimse)\n            self.sock.sendall(output.data)",
+        "            self.sock.settimeout(self.timeouts.dimse)\n            _send(self.sock, output.data)",
         "            self.sock.settimeout(None)  # MUTATION: a send may block for ever\n"
-        "            self.sock.sendall(output.data)",
+        "            _send(self.sock, output.data)",
         [STORAGE + "test_39_a_peer_that_stops_reading_during_our_c_store_is_aborted"],
         "sending has no timeout",
     ),
