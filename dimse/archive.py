@@ -72,7 +72,7 @@ from pydicom.dataset import Dataset
 from dimse.archive_query import FindQuery, retrieve_sql, run_find
 from dimse.files import part10_bytes_header
 from dimse.index import Index, IndexFull, Record, record_of
-from dimse.instance_header import UnreadableInstance, read_texts
+from dimse.instance_header import SCAN_FIRST, UnreadableInstance, read_texts
 from dimse.models import Root
 from dimse.naming import instance_file_name
 from dimse.status import StatusCode
@@ -142,6 +142,7 @@ class PendingStore:
         self.relative_path = relative_path
         self._archive = archive
         self._pending: PendingInstance | None = None
+        self._head = bytearray()  # the data set's first bytes, to index without a re-read
         self._status: int = StatusCode.SUCCESS
         self._state = _State.OPEN
         final = archive.root / relative_path
@@ -182,6 +183,8 @@ class PendingStore:
         if self._state is _State.DONE:
             raise ValueError("write to a PendingStore that was committed or discarded")
         if self._pending is not None:
+            if len(self._head) < SCAN_FIRST:
+                self._head += data[: SCAN_FIRST - len(self._head)]
             try:
                 self._pending.write(data)
             except OSError as exc:
@@ -334,7 +337,7 @@ class Archive:
             pending.discard()
             return _status_for(exc)
         try:
-            texts_of, syntax = read_texts(pending.temp_path, store.layout)
+            texts_of, syntax = read_texts(pending.temp_path, store.layout, bytes(store._head))
             record = record_of(texts_of, syntax, store.relative_path, size)
         except UnreadableInstance as exc:
             return self._refuse(store, pending, StatusCode.CANNOT_UNDERSTAND, str(exc))

@@ -17,6 +17,7 @@ another exception. A deflated data set is inflated with the cap of
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -124,7 +125,7 @@ def read_header(path: Path, layout: tuple[int, str] | None = None) -> tuple[Data
 
 
 #: Bytes of the data set read first by the scanner; all of it if the attributes run on.
-_SCAN_FIRST = 64 << 10
+SCAN_FIRST = 64 << 10
 #: Larger data sets whose indexed attributes are not in the first bytes go to pydicom.
 _SCAN_MOST = 16 << 20
 _WANTED = frozenset(COLUMNS_BY_TAG) | {_SPECIFIC_CHARACTER_SET}
@@ -132,24 +133,26 @@ _WANTED = frozenset(COLUMNS_BY_TAG) | {_SPECIFIC_CHARACTER_SET}
 TextsOf = Callable[[int, str], list[str]]
 
 
-def _scanned(path: Path, offset: int, syntax: str) -> TextsOf | None:
-    """The scanner's reading of the file (None where it does not cover it)."""
+def _scanned(path: Path, offset: int, syntax: str, head: bytes | None) -> TextsOf | None:
+    """The scanner's reading of the file (None where it does not cover it). `head`:
+    the data set's first bytes, when the caller has them (all of it if shorter than
+    `SCAN_FIRST`): then the file is read only if the attributes run on past them."""
     if syntax == EXPLICIT_VR_BIG_ENDIAN or _is_deflated(syntax):
         return None  # both retired or rare: pydicom reads them
     implicit = syntax == IMPLICIT_VR_LITTLE_ENDIAN
+    scan = functools.partial(
+        header_scan.scan, implicit=implicit, wanted=_WANTED, last=_LAST_INDEXED_TAG
+    )
     try:
-        with path.open("rb", buffering=0) as fp:
-            fp.seek(offset)
-            data = fp.read(_SCAN_FIRST)
-            try:
-                found = header_scan.scan(
-                    data, implicit, _WANTED, _LAST_INDEXED_TAG, len(data) < _SCAN_FIRST
-                )
-            except header_scan.Short:
-                data += fp.read(_SCAN_MOST)
-                found = header_scan.scan(
-                    data, implicit, _WANTED, _LAST_INDEXED_TAG, len(data) < _SCAN_FIRST + _SCAN_MOST
-                )
+        try:
+            if head is None:
+                raise header_scan.Short
+            found = scan(head, whole=len(head) < SCAN_FIRST)
+        except header_scan.Short:
+            with path.open("rb", buffering=0) as fp:
+                fp.seek(offset)
+                data = fp.read(SCAN_FIRST + _SCAN_MOST)
+            found = scan(data, whole=len(data) < SCAN_FIRST + _SCAN_MOST)
         ascii_ok = header_scan.ascii_allowed(found)
         cache = {
             tag: header_scan.texts(element, COLUMNS_BY_TAG[tag].vr, ascii_ok)
@@ -162,11 +165,15 @@ def _scanned(path: Path, offset: int, syntax: str) -> TextsOf | None:
     return lambda tag, vr: cache.get(tag, absent)
 
 
-def read_texts(path: Path, layout: tuple[int, str] | None = None) -> tuple[TextsOf, str]:
+def read_texts(
+    path: Path, layout: tuple[int, str] | None = None, head: bytes | None = None
+) -> tuple[TextsOf, str]:
     """(a function giving the values of an indexed attribute as text by tag and VR,
-    the transfer syntax UID) of a Part 10 file; `layout` as for `read_header`."""
+    the transfer syntax UID) of a Part 10 file; `layout` as for `read_header`; `head`:
+    the first `SCAN_FIRST` bytes of its data set (or all of it), if the caller kept
+    them as it wrote the file, so that a small instance is not read back."""
     layout = _layout(path, layout)
-    texts_of = _scanned(path, *layout)
+    texts_of = _scanned(path, layout[0], layout[1], head)
     if texts_of is not None:
         return texts_of, layout[1]
     header, syntax = read_header(path, layout)

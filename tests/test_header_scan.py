@@ -24,6 +24,7 @@ from dimse.files import NotDicomFile, read_part10_info
 from dimse.instance_header import (
     _LAST_INDEXED_TAG,
     _WANTED,
+    SCAN_FIRST,
     _scanned,
     ascii_text_allowed,
     attribute_texts,
@@ -45,14 +46,22 @@ def pydicom_texts(path: Path) -> dict[int, list[str]]:
 
 
 def scanner_texts(path: Path) -> dict[int, list[str]] | None:
+    """The scanner's texts, read from the file; the same from the data set's first
+    bytes as the archive keeps them while receiving (asserted here)."""
     try:
         info = read_part10_info(path)
     except NotDicomFile:  # no file meta: the archive always writes one
         return None
-    texts_of = _scanned(path, info.dataset_offset, info.transfer_syntax)
+    texts_of = _scanned(path, info.dataset_offset, info.transfer_syntax, None)
+    head = path.read_bytes()[info.dataset_offset :][:SCAN_FIRST]
+    from_head = _scanned(path, info.dataset_offset, info.transfer_syntax, head)
     if texts_of is None:
+        assert from_head is None
         return None
-    return {tag: texts_of(tag, c.vr) for tag, c in COLUMNS_BY_TAG.items()}
+    assert from_head is not None
+    found = {tag: texts_of(tag, c.vr) for tag, c in COLUMNS_BY_TAG.items()}
+    assert found == {tag: from_head(tag, c.vr) for tag, c in COLUMNS_BY_TAG.items()}
+    return found
 
 
 def write(tmp_path: Path, ds: Dataset, syntax: str, name: str = "x.dcm") -> Path:
