@@ -178,6 +178,8 @@ class _Session:
         self.caller = Caller(request.calling_ae, request.called_ae, channel.peer)
         self.messages = MessageChannel(channel, data_sink=self._open_sink)
         self._sinks: dict[int, StoreSink] = {}
+        # The C-STORE-RQ decoded to open its sink, kept for `_dispatch` (decoded once)
+        self._decoded: tuple[Command, DimseMessage] | None = None
 
     def _syntax(self, context_id: int) -> str:
         return self.messages.contexts[context_id].transfer_syntax or ""
@@ -191,6 +193,7 @@ class _Session:
             return None
         if not isinstance(request, C_STORE_RQ):
             return None
+        self._decoded = (command, request)
         sink = self.handlers.open_store(self.caller, request, self._syntax(context_id))
         return sink  # type: ignore[return-value]
 
@@ -220,8 +223,12 @@ class _Session:
         self.messages.send(context_id, message, encoded)
 
     def _dispatch(self, received: ReceivedMessage) -> None:
+        decoded, self._decoded = self._decoded, None
         try:
-            message = self.messages.message_of(received)
+            if decoded is not None and decoded[0] is received.command:
+                message = decoded[1]
+            else:
+                message = self.messages.message_of(received)
         except DimseError as exc:
             if exc.status is not None and exc.message_id is not None:
                 field = received.command.command_field or 0
