@@ -1,4 +1,5 @@
-"""The six workloads of the speed issue (W1..W6), each a function returning table rows.
+"""The workloads of the speed issue (W1..W6, and W7: our client with our server),
+each a function returning table rows.
 
 Conventions, the same in every workload:
 
@@ -635,6 +636,66 @@ def w6(bench: Bench) -> list[Row]:
     return rows
 
 
+# ---------------------------------------------------------------------------------------
+# W7: beyond the peers: our client and our server together.
+
+
+def w7(bench: Bench) -> list[Row]:
+    """dicomscu sends the W1 files to dicomscp (a fresh archive for every run): one
+    request at a time as DCMTK does, then pipelined in the asynchronous operations
+    window (PS3.7 D.3.3.3: `--async 16`, which dicomscp grants), then over several
+    associations at once (`--associations 4`), then both; with the archive's fsync
+    off, and on. The reference is DCMTK storescu sending to DCMTK storescp -od (both
+    TCP_NODELAY=1), which writes every file (without fsync)."""
+    files = bench.data.small(bench.sizes.small)
+    both = ["--async", "16", "--associations", "4"]
+    kinds: list[tuple[str, str, list[str], bool]] = [
+        ("plain", "dicomscu -> dicomscp --no-fsync", [], False),
+        ("async", "dicomscu --async 16 -> dicomscp --no-fsync", ["--async", "16"], False),
+        ("assoc", "dicomscu --associations 4 -> dicomscp --no-fsync", ["--associations", "4"], False),
+        ("both", "dicomscu --async 16 --associations 4 -> dicomscp --no-fsync", both, False),
+        ("fsync", "dicomscu -> dicomscp (fsync)", [], True),
+        ("fsync-both", "dicomscu --async 16 --associations 4 -> dicomscp (fsync)", both, True),
+        ("dcmtk", "DCMTK storescu -> DCMTK storescp -od", [], False),
+    ]  # fmt: skip
+    seconds: dict[str, list[float]] = {key: [] for key, *_ in kinds}
+    for round_ in range(bench.repeat):
+        for key, name, extra, fsync in kinds:
+            if round_ > 0 and seconds[key] and seconds[key][0] > SLOW_S:
+                continue
+            workdir = bench.dir(f"W7-{key}")
+            if key == "dcmtk":
+                start = peers.dcmtk_storescp(workdir, ignore=False, nodelay=True)
+            else:
+                start = peers.dicomscp(workdir, fsync=fsync)
+            with start as server:
+                if key == "dcmtk":
+                    argv, env = _storescu(server, files), environment(nodelay=True)
+                else:
+                    argv, env = _dicomscu(server, files) + extra, environment()
+                run = run_client(f"W7-{key}-{round_ + 1}", argv, bench.logs, env)
+                stored = _count_stored(server)
+            if stored != files.count:
+                raise BenchError(f"W7: {name} holds {stored} of the {files.count} files sent")
+            seconds[key].append(run.seconds)
+            bench.log(f"  W7 {name}: run {round_ + 1}: {run.seconds:.3f} s")
+    dcmtk_rate = files.count / _median(seconds["dcmtk"])
+    rows = []
+    for key, name, _, fsync in kinds:
+        value = files.count / _median(seconds[key])
+        row = Row("W7", name, value, "inst/s", seconds[key], vs_dcmtk=_ratio(value, dcmtk_rate))
+        if key not in ("plain", "dcmtk", "fsync"):
+            base = _median(seconds["fsync" if fsync else "plain"])
+            row.note = f"{base / _median(seconds[key]):.2f}x dicomscu one at a time, same fsync"
+        rows.append(row)
+    bench.notes.append(
+        f"W7: {files.count} x {files.file_bytes / 1000:.1f} KB from dicomscu (command, start-up "
+        "included) to dicomscp, each run into a fresh archive; 'vs DCMTK' is against DCMTK "
+        "storescu -> storescp -od."
+    )
+    return rows
+
+
 WORKLOADS: dict[str, Callable[[Bench], list[Row]]] = {
     "W1": w1,
     "W2": w2,
@@ -642,6 +703,7 @@ WORKLOADS: dict[str, Callable[[Bench], list[Row]]] = {
     "W4": w4,
     "W5": w5,
     "W6": w6,
+    "W7": w7,
 }
 
 
