@@ -22,8 +22,9 @@ Storing (`begin_store`, then `PendingStore.write` per fragment, then `commit`):
    set that cannot be read is refused with C000 (Cannot understand); one whose SOP
    Class or Instance UID differs from the command's, or that lacks its Study or Series
    Instance UID, with A900 (Data Set does not match SOP Class; ROBUSTNESS 28).
-3. Under the archive's commit lock: the final path is journaled in the index; the file
-   is flushed, fsynced and renamed to its final name, and the directory fsynced; then
+3. The file is flushed and fsynced (outside any lock: concurrent associations overlap
+   their fsyncs). Then under the archive's commit lock: the final path is journaled in
+   the index; the file is renamed to its final name and the directory fsynced; then
    one SQLite transaction indexes the instance and ends its journal entry.
 4. The status is returned: 0000 only once the file and its index row are durable.
 
@@ -331,7 +332,7 @@ class Archive:
 
     def _commit(self, store: PendingStore, pending: PendingInstance) -> int:
         try:
-            pending.file.flush()
+            pending.sync()  # the fsync of the data, before the lock: associations overlap it
             size = pending.size
         except OSError as exc:
             pending.discard()
@@ -388,7 +389,7 @@ class Archive:
             )
             return self._duplicate_status()
         try:
-            pending.commit(replace=replace)  # fsync, rename, fsync the directory
+            pending.commit(replace=replace)  # rename, fsync the directory
         except FileExistsError:
             # An unindexed file under that name (a store whose index transaction
             # failed): index what is there, then treat this one as the duplicate.

@@ -53,6 +53,7 @@ class PendingInstance:
         self.file: BinaryIO = os.fdopen(handle, "wb")
         self.size = 0
         self.committed = False
+        self._synced = False
         try:
             self.write(header)
         except BaseException:
@@ -67,6 +68,14 @@ class PendingInstance:
     def flush(self) -> None:
         self.file.flush()
 
+    def sync(self) -> None:
+        """Flush, and (with fsync) make the bytes durable, ahead of `commit()`: a
+        caller that commits under a lock can leave the slow part outside it."""
+        self.file.flush()
+        if self._fsync:
+            os.fsync(self.file.fileno())
+        self._synced = True
+
     def close(self) -> None:
         """Closing what was not committed gives it up (the reassembler closes a sink
         when its message is lost)."""
@@ -77,9 +86,8 @@ class PendingInstance:
         """Make the file durable under its final name. With `replace=False` an
         existing file of that name is kept and this one discarded (FileExistsError)."""
         try:
-            self.file.flush()
-            if self._fsync:
-                os.fsync(self.file.fileno())
+            if not self._synced:
+                self.sync()
             self.file.close()
             if replace:
                 os.replace(self.temp_path, self.final_path)
