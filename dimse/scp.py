@@ -60,6 +60,8 @@ from dul.transport import Channel, Server, Timeouts
 
 log = logging.getLogger("dimse.scp")
 
+#: C-FIND pending responses between two looks for a C-CANCEL (each look is a read).
+CANCEL_POLL = 8
 #: The largest P-DATA-TF a provider accepts unless told otherwise (PS3.8 D.1).
 DEFAULT_MAX_PDU = 1 << 20
 
@@ -380,16 +382,27 @@ class _Session:
                 identifier,
             )
 
+        # Pending responses differ only in their identifiers: one command set for all.
+        # Each goes as soon as its match is there (a hook may be slow to yield the
+        # next); a C-CANCEL is looked for before the first and then every CANCEL_POLL
+        # responses (PS3.7 C.4.1.3: it takes effect between responses).
+        pending = C_FIND_RSP(
+            message_id_being_responded_to=request.message_id,
+            status=PENDING,
+            affected_sop_class_uid=request.affected_sop_class_uid,
+        ).with_data_set(True)
+        command = pending.encode()
+        syntax = self._syntax(context_id)
         count = 0
         try:
             identifier = self._identifier(received)
             matches = self.handlers.find(self.caller, request, identifier)
             try:
                 for match in matches:
-                    if self._cancelled(request.message_id):
+                    if count % CANCEL_POLL == 0 and self._cancelled(request.message_id):
                         respond(CANCEL)
                         return
-                    respond(PENDING, match)
+                    self.messages.send_many(context_id, command, [encode_dataset(match, syntax)])
                     count += 1
             finally:
                 close = getattr(matches, "close", None)

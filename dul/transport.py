@@ -147,7 +147,7 @@ class Channel:
         if output.pdu is not None and log.isEnabledFor(logging.DEBUG):
             log.debug("%s: sending %s", self.machine.name, describe(output.pdu))
         try:
-            self.sock.settimeout(self.timeouts.dimse)
+            _set_timeout(self.sock, self.timeouts.dimse)
             _send(self.sock, output.data)
         except (TimeoutError, OSError) as exc:
             self._lost(f"sending to {self.peer} failed: {str(exc) or 'timed out'}")
@@ -184,7 +184,7 @@ class Channel:
         sock = self.sock
         assert sock is not None
         try:
-            sock.settimeout(timeout)
+            _set_timeout(sock, timeout)
             count = sock.recv_into(self._buffer)
         except (TimeoutError, BlockingIOError, ssl.SSLWantReadError):
             return
@@ -404,6 +404,13 @@ class DeadlineSSLSocket(ssl.SSLSocket):
             "check the CA certificate given to verify it"
             + ("" if self.server_side else " and the host name called")
         )
+
+
+def _set_timeout(sock: socket.socket, timeout: float | None) -> None:
+    # settimeout is a system call (it sets O_NONBLOCK) even when nothing changes; a
+    # C-FIND answers thousands of times, reading for a C-CANCEL between responses
+    if sock.gettimeout() != timeout:
+        sock.settimeout(timeout)
 
 
 #: The most buffers one sendmsg takes (Linux's IOV_MAX is 1024).

@@ -638,7 +638,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         35, "dimse/scp.py",
-        "                    if self._cancelled(request.message_id):\n                        respond(CANCEL)",
+        "                    if count % CANCEL_POLL == 0 and self._cancelled(request.message_id):\n"
+        "                        respond(CANCEL)",
         "                    if False:  # MUTATION: C-CANCEL not looked for\n"
         "                        respond(CANCEL)",
         [STORAGE + "test_35_c_cancel_during_c_find_ends_it_promptly_with_fe00"],
@@ -707,8 +708,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         39, "dul/transport.py",
-        "            self.sock.settimeout(self.timeouts.dimse)\n            _send(self.sock, output.data)",
-        "            self.sock.settimeout(None)  # MUTATION: a send may block for ever\n"
+        "            _set_timeout(self.sock, self.timeouts.dimse)\n            _send(self.sock, output.data)",
+        "            _set_timeout(self.sock, None)  # MUTATION: a send may block for ever\n"
         "            _send(self.sock, output.data)",
         [STORAGE + "test_39_a_peer_that_stops_reading_during_our_c_store_is_aborted"],
         "sending has no timeout",
