@@ -152,15 +152,11 @@ class MessageChannel:
         for pdu in fragment_message(context_id, message.encode(), data_set, self.max_pdu):
             self.channel.send_pdata(pdu)
 
-    def send_many(self, context_id: int, command: bytes, data_sets: list[bytes]) -> None:
-        """Several messages of one encoded command set (which says a data set follows),
-        each with its data set, in one gathering write: the pending responses of a
-        C-FIND, whose command sets are all the same."""
-        run: list[Buffer] = []
-        for data in data_sets:
-            run += fragment_message(context_id, command, data, self.max_pdu)
-        if run:
-            self.channel.send_pdata(run)
+    def send_encoded(self, context_id: int, command: bytes, data_set: bytes) -> None:
+        """One message whose command set is already encoded (and says a data set
+        follows): the pending responses of a C-FIND share one."""
+        for pdu in fragment_message(context_id, command, data_set, self.max_pdu):
+            self.channel.send_pdata(pdu)
 
     def prepare_instance(
         self, context: NegotiatedContext, message: DimseMessage, info: Part10Info

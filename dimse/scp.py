@@ -402,7 +402,7 @@ class _Session:
                     if count % CANCEL_POLL == 0 and self._cancelled(request.message_id):
                         respond(CANCEL)
                         return
-                    self.messages.send_many(context_id, command, [encode_dataset(match, syntax)])
+                    self.messages.send_encoded(context_id, command, encode_dataset(match, syntax))
                     count += 1
             finally:
                 close = getattr(matches, "close", None)
