@@ -347,6 +347,33 @@ def _wait_listening(process: Process, port: int) -> None:
         raise BenchError(f"{exc}\n{process.describe()}") from None
 
 
+def _storescp_like(
+    name: str,
+    command: list[str],
+    workdir: Path,
+    ignore: bool,
+    ae_title: str,
+    env: dict[str, str],
+) -> Iterator[Server]:
+    """A storescp-style server (`COMMAND -aet AE (--ignore | -od DIR) PORT`) on a free
+    port, writing to workdir/received unless `ignore`."""
+    out = workdir / "received"
+
+    def make() -> Server:
+        port = test_peers.free_port()
+        args = ["--ignore"] if ignore else ["-od", str(out)]
+        if not ignore:
+            out.mkdir(parents=True, exist_ok=True)
+        argv = [*command, "-aet", ae_title, *args, str(port)]
+        log_path = workdir / f"{name.replace(' ', '-')}-{port}.log"
+        process = Process(name, argv, log_path, env)
+        _wait_listening(process, port)
+        return Server(name, port, ae_title, process, None if ignore else out)
+
+    with _serving(make) as server:
+        yield server
+
+
 @contextlib.contextmanager
 def dcmtk_storescp(
     workdir: Path, *, ignore: bool, nodelay: bool | None = True, ae_title: str = "STORESCP"
@@ -354,21 +381,10 @@ def dcmtk_storescp(
     """DCMTK `storescp` (single process), `--ignore` or writing to workdir/received.
 
     `--ignore` reads every byte and answers, but writes nothing (a pure network sink)."""
-    binary = dcmtk("storescp")
-    out = workdir / "received"
-
-    def make() -> Server:
-        port = test_peers.free_port()
-        args = ["--ignore"] if ignore else ["-od", str(out)]
-        if not ignore:
-            out.mkdir(parents=True, exist_ok=True)
-        argv = [binary, "-aet", ae_title, *args, str(port)]
-        process = Process("storescp", argv, workdir / f"storescp-{port}.log", environment(nodelay))
-        _wait_listening(process, port)
-        return Server("DCMTK storescp", port, ae_title, process, None if ignore else out)
-
-    with _serving(make) as server:
-        yield server
+    command = [dcmtk("storescp")]
+    yield from _storescp_like(
+        "DCMTK storescp", command, workdir, ignore, ae_title, environment(nodelay)
+    )
 
 
 @contextlib.contextmanager
@@ -376,21 +392,10 @@ def pynetdicom_storescp(
     workdir: Path, *, ignore: bool, ae_title: str = "STORESCP"
 ) -> Iterator[Server]:
     """pynetdicom's storescp app (`python -m pynetdicom storescp`), in its own process."""
-    out = workdir / "received"
-
-    def make() -> Server:
-        port = test_peers.free_port()
-        args = ["--ignore"] if ignore else ["-od", str(out)]
-        if not ignore:
-            out.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "pynetdicom", "storescp", "-aet", ae_title, *args, str(port)]
-        log_path = workdir / f"pynetdicom-storescp-{port}.log"
-        process = Process("pynetdicom-storescp", argv, log_path, environment())
-        _wait_listening(process, port)
-        return Server("pynetdicom storescp", port, ae_title, process, None if ignore else out)
-
-    with _serving(make) as server:
-        yield server
+    command = [sys.executable, "-m", "pynetdicom", "storescp"]
+    yield from _storescp_like(
+        "pynetdicom storescp", command, workdir, ignore, ae_title, environment()
+    )
 
 
 @contextlib.contextmanager
