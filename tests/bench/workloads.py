@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.bench import peers
+from tests.bench import disk, peers
 from tests.bench.data import DataCache, InstanceSet
 from tests.bench.peers import BenchError, ClientRun, environment, run_client
 
@@ -389,6 +389,15 @@ def w3(bench: Bench) -> list[Row]:
         bench.notes.append(
             f"W3 {label}: fsync on costs {cost:+.2f} ms per instance, "
             f"{with_fsync:.2f} s vs {without:.2f} s for {files.count} instances."
+        )
+        flush = disk.durable_write_seconds(bench.root, files.file_bytes, 100 if unit == "inst/s" else 20)
+        ceiling = rate(flush * files.count)
+        bench.notes.append(
+            f"W3 {label}: this disk makes one new {files.file_bytes / 1000:,.1f} KB file durable "
+            f"(write, fsync, fsync of its directory) in {flush * 1000:.2f} ms (median): a server "
+            f"that does so before each answer, on one association, cannot pass "
+            f"{ceiling:,.0f} {unit} even with no CPU time at all, {_ratio(ceiling, dcmtk_rate) or 0:.2f}x "
+            "DCMTK storescp -od."
         )
     bench.notes.append(
         f"W3: receivers write under {bench.root} ({_filesystem(bench.root)}); "

@@ -1,0 +1,46 @@
+"""What the disk under the archive allows: the time to make one new file durable.
+
+A server that answers a C-STORE only once the instance would survive a power cut must,
+for each instance, at least write a new file, fsync it, and fsync its directory: the
+new name lives in the directory, and fsync(2) on the file "does not necessarily ensure
+that the entry in the directory containing the file has also reached disk". On one
+association the peer waits
+for each answer, so these flushes cannot overlap: their latency bounds the rate from
+above, before a single instruction of DICOM work. W3 prints that bound next to the
+figures, so that a miss can be told apart from a limit of the disk.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def durable_write_seconds(directory: Path, size: int, count: int) -> float:
+    """Median seconds to create a file of `size` bytes in `directory`, write it, fsync
+    it and fsync the directory (`count` files, removed afterwards)."""
+    data = os.urandom(size)
+    times: list[float] = []
+    with tempfile.TemporaryDirectory(dir=directory, prefix="disk-probe-") as where:
+        folder = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for index in range(count):
+                started = time.perf_counter()
+                fd = os.open(
+                    os.path.join(where, f"{index}.dcm"), os.O_CREAT | os.O_EXCL | os.O_WRONLY
+                )
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.fsync(folder)
+                times.append(time.perf_counter() - started)
+        finally:
+            os.close(folder)
+    return statistics.median(times)
