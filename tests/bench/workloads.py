@@ -390,7 +390,9 @@ def w3(bench: Bench) -> list[Row]:
             f"W3 {label}: fsync on costs {cost:+.2f} ms per instance, "
             f"{with_fsync:.2f} s vs {without:.2f} s for {files.count} instances."
         )
-        flush = disk.durable_write_seconds(bench.root, files.file_bytes, 100 if unit == "inst/s" else 20)
+        flush = disk.durable_write_seconds(
+            bench.root, files.file_bytes, 100 if unit == "inst/s" else 20
+        )
         ceiling = rate(flush * files.count)
         bench.notes.append(
             f"W3 {label}: this disk makes one new {files.file_bytes / 1000:,.1f} KB file durable "
