@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from dimse.channel import MessageChannel, PreparedMessage
-from dimse.commands import Command
+from dimse.commands import DATA_SET_PRESENT, Command
 from dimse.datasets import COMPRESSED, UNCOMPRESSED, decode_dataset, encode_dataset
 from dimse.errors import DimseError
 from dimse.files import Part10Info, read_part10_info
@@ -61,6 +60,8 @@ from dul.negotiation import NegotiatedContext, ProposedContext, build_request
 from dul.transport import Timeouts, request_association
 
 if TYPE_CHECKING:
+    import ssl
+
     from pydicom.dataset import Dataset
 
 log = logging.getLogger("dimse.client")
@@ -130,6 +131,8 @@ def connect(
 def _tls_refusal(exc: AssociationAborted | DulTimeout) -> bool:
     """The connection ended, not for lack of time, before the A-ASSOCIATE-AC."""
     if isinstance(exc, DulTimeout):  # a send that failed: timed out, or the peer closed
+        import ssl  # imported already: this is a TLS association
+
         return isinstance(exc.__cause__, ssl.SSLError | ConnectionError)
     return True
 
@@ -341,6 +344,7 @@ class Association:
         so that our reading overlaps the peer's storing even with a window of 1."""
         outstanding: dict[int, Part10Info] = {}
         prepared: PreparedMessage | None = None
+        window = self.window  # fixed by the A-ASSOCIATE-AC: read it once, not per file
         try:
             for info in infos:
                 context = self.messages.store_context(info.sop_class_uid, info.transfer_syntax)
@@ -353,13 +357,14 @@ class Association:
                     affected_sop_class_uid=info.sop_class_uid,
                     affected_sop_instance_uid=info.sop_instance_uid,
                     priority=priority,
+                    data_set_type=DATA_SET_PRESENT,
                 )
                 try:
                     prepared = self.messages.prepare_instance(context, request, info)
                 except (OSError, EOFError) as exc:
                     yield info, exc if isinstance(exc, OSError) else OSError(str(exc))
                     continue
-                while len(outstanding) >= self.window:
+                while len(outstanding) >= window:
                     yield self._collect(outstanding)
                 self.messages.send_prepared(prepared)
                 prepared = None

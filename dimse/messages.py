@@ -165,6 +165,8 @@ class DimseMessage:
             wanted = self.data_set_type
         else:
             wanted = DATA_SET_PRESENT
+        if wanted == self.data_set_type:
+            return self  # frozen: sharing is safe, and a copy costs more than the send
         return dataclasses.replace(self, data_set_type=wanted)
 
 
