@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from cli.options import Settings
 from dimse import client
 from dimse.datasets import IMPLICIT_VR_LITTLE_ENDIAN
-from dimse.identity import describe
 from dul.errors import AssociationError, AssociationRejected
 from dul.negotiation import ProposedContext
 
@@ -34,6 +33,11 @@ def open_association(
     """An association with the server of `settings`; a context manager that releases it.
 
     Raises the `dul.errors.AssociationError` kinds, each with its reason."""
+    identity = ""  # described for the log; dimse.identity (and its hashing) only when used
+    if settings.user_identity is not None:
+        from dimse.identity import describe
+
+        identity = describe(settings.user_identity)
     log.info(
         "connecting to %s:%d%s as %r, calling %r (%d presentation context(s) proposed%s)",
         settings.host,
@@ -42,7 +46,7 @@ def open_association(
         settings.calling_ae,
         settings.called_ae,
         len(contexts),
-        "" if settings.user_identity is None else f"; {describe(settings.user_identity)}",
+        f"; {identity}" if identity else "",
     )
     try:
         association = client.connect(
@@ -63,7 +67,7 @@ def open_association(
             log.warning(
                 "the server may have refused the user identity (%s): PS3.7 D.3.3.7.3 has a "
                 "server refuse one this way",
-                describe(settings.user_identity),
+                identity,
             )
         raise
     if settings.identity_response and association.identity_response is None:

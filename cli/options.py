@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cli.parser import DEFAULT_MAX_PDU, PRIORITIES, port_number
-from dimse import identity
 from dimse.models import Root
-from dul import tls
 from dul.items import UserIdentityRQSubItem
 from dul.transport import Timeouts
+
+if TYPE_CHECKING:
+    import ssl
 
 DEFAULT_PORT = 104
 PASSWORD_VARIABLE = "DICOMSCU_PASSWORD"
@@ -110,6 +111,8 @@ def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         return None
     if args.tls_no_verify and args.tls_ca is not None:
         raise UsageError("--tls-no-verify and --tls-ca contradict each other: give one")
+    from dul import tls  # imports ssl: only when TLS is asked for
+
     try:
         return tls.client_context(
             args.tls_ca, args.tls_cert, args.tls_key, verify=not args.tls_no_verify
@@ -153,6 +156,8 @@ def _user_identity(
                 "the password is sent without TLS, readable by anyone on the network; "
                 "use --tls (many servers refuse a password without it)"
             )
+    from dimse import identity  # its hashing is for servers; here only when asked for
+
     try:
         if token is not None:
             return identity.token(
@@ -192,7 +197,11 @@ def resolve(args: argparse.Namespace) -> Settings:
     ssl_context = _tls_context(args)
     user_identity = _user_identity(args, ssl_context is not None, notes)
     host: str | None = args.hostname
-    default_port = DEFAULT_PORT if ssl_context is None else tls.DICOM_TLS_PORT
+    default_port = DEFAULT_PORT
+    if ssl_context is not None:
+        from dul.tls import DICOM_TLS_PORT  # loaded already, by _tls_context
+
+        default_port = DICOM_TLS_PORT
     port: int = args.port if args.port is not None else default_port
     files = [Path(p) for p in args.input]
     positionals: list[str] = args.positionals

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import struct
-import tempfile
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, NoReturn, Protocol
@@ -444,6 +443,8 @@ class Reassembler:
         else:
             self._chunks.append(data)
             if self._data_length > self.spool_threshold:
+                import tempfile  # here: a client that never spools does not pay its import
+
                 spool = tempfile.TemporaryFile(dir=self.spool_dir)
                 self._spool = spool
                 for chunk in self._chunks:

@@ -10,7 +10,6 @@ the directory either.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
@@ -26,5 +25,7 @@ def instance_file_name(sop_instance_uid: str) -> str:
     uid = sop_instance_uid.rstrip("\x00 ")
     if is_valid_uid(uid):
         return f"{uid}.dcm"
+    import hashlib  # only for an invalid UID: not worth its import at every start
+
     digest = hashlib.sha256(sop_instance_uid.encode("utf-8", "surrogateescape")).hexdigest()
     return f"invalid-uid-{digest[:32]}.dcm"

@@ -14,7 +14,6 @@ set bytes exactly as they came, in the transfer syntax of their context.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -48,6 +47,8 @@ class PendingInstance:
         self.directory = directory
         self.final_path = directory / final_name
         self._fsync = fsync
+        import tempfile  # here: `dicomscu --store` imports this module but writes nothing
+
         handle, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=directory)
         self.temp_path = Path(name)
         self.file: BinaryIO = os.fdopen(handle, "wb")

@@ -180,7 +180,7 @@ def _load_ca(context: ssl.SSLContext, ca_file: StrPath) -> None:
 def _harden(context: ssl.SSLContext) -> None:
     context.minimum_version = MINIMUM_VERSION
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
-    from dul.transport import DeadlineSSLSocket  # the socket code lives in the transport
+    from dul.tls_socket import DeadlineSSLSocket  # a transport module: it uses this one
 
     context.sslsocket_class = DeadlineSSLSocket
 

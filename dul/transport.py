@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import selectors
 import socket
-import ssl
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dul.errors import (
     AbortReason,
@@ -54,7 +55,9 @@ from dul.primitives import (
     Send,
 )
 from dul.reasons import RJ_REASONS
-from dul.tls import TlsCertificateError, TlsHandshakeError, describe_tls_error
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("dul.transport")
 
@@ -186,9 +189,9 @@ class Channel:
         try:
             _set_timeout(sock, timeout)
             count = sock.recv_into(self._buffer)
-        except (TimeoutError, BlockingIOError, ssl.SSLWantReadError):
-            return
-        except (ssl.SSLError, OSError) as exc:
+        except OSError as exc:  # ssl.SSLError is an OSError too
+            if _would_block(exc):
+                return
             log.debug("%s: receive from %s failed: %s", self.machine.name, self.peer, exc)
             count = 0
         now = self.clock()
@@ -356,54 +359,21 @@ class Channel:
             self.abort()
 
 
-# The TLS handshake (dul.tls makes the contexts), with one deadline for all of it
+# `ssl` is imported only where a TLS context is made (dul.tls): a plain association
+# does without its 15 ms of start-up. Until it is imported, no socket or error is TLS.
 
 
-class DeadlineSSLSocket(ssl.SSLSocket):
-    """An `SSLSocket` whose handshake ends at one deadline: the socket's timeout when
-    the handshake starts. (The standard class applies the timeout to each read and
-    write, so a peer sending a byte now and then could hold a thread for ever.)"""
+def _is_tls(sock: socket.socket) -> bool:
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(sock, ssl.SSLSocket)
 
-    def do_handshake(self, block: bool = False) -> None:
-        timeout = self.gettimeout()
-        if not timeout:  # None (blocking) or 0.0 (non-blocking): as the standard class does
-            super().do_handshake(block)
-            return
-        deadline = time.monotonic() + timeout
-        self.settimeout(0.0)
-        try:
-            with selectors.DefaultSelector() as selector:
-                while True:
-                    try:
-                        super().do_handshake()
-                        return
-                    except ssl.SSLWantReadError:
-                        events = selectors.EVENT_READ
-                    except ssl.SSLWantWriteError:
-                        events = selectors.EVENT_WRITE
-                    except ssl.SSLCertVerificationError as exc:
-                        raise TlsCertificateError(self._certificate_text(exc), exc) from exc
-                    except ssl.SSLError as exc:
-                        raise TlsHandshakeError(describe_tls_error(exc), exc) from exc
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError(f"no complete TLS handshake within {timeout:g} s")
-                    selector.register(self, events)
-                    ready = selector.select(remaining)
-                    selector.unregister(self)
-                    if not ready:
-                        raise TimeoutError(f"no complete TLS handshake within {timeout:g} s")
-        finally:
-            if self.fileno() != -1:
-                self.settimeout(timeout)
 
-    def _certificate_text(self, exc: ssl.SSLCertVerificationError) -> str:
-        whose = "client's" if self.server_side else "server's"
-        return (
-            f"the {whose} certificate could not be verified ({exc.verify_message}); "
-            "check the CA certificate given to verify it"
-            + ("" if self.server_side else " and the host name called")
-        )
+def _would_block(exc: OSError) -> bool:
+    """A read that found nothing yet: a timeout, or TLS waiting for a whole record."""
+    if isinstance(exc, TimeoutError | BlockingIOError):
+        return True
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(exc, ssl.SSLWantReadError)
 
 
 def _set_timeout(sock: socket.socket, timeout: float | None) -> None:
@@ -423,7 +393,7 @@ def _send(sock: socket.socket, data: bytes | bytearray | list[Buffer]) -> None:
     if not isinstance(data, list):
         sock.sendall(data)
         return
-    if isinstance(sock, ssl.SSLSocket):  # TLS records are built from one buffer
+    if _is_tls(sock):  # TLS records are built from one buffer
         sock.sendall(b"".join(data))
         return
     views = [memoryview(part) for part in data if len(part)]
@@ -485,7 +455,7 @@ def request_association(
         try:
             sock.settimeout(timeouts.connect)
             sock = ssl_context.wrap_socket(sock, server_hostname=host)
-        except (OSError, ssl.SSLError) as exc:
+        except OSError as exc:  # ssl.SSLError included
             sock.close()
             machine.transport_closed(time.monotonic())
             raise ConnectionFailed(f"TLS handshake with {peer} failed: {exc}") from exc
@@ -676,7 +646,7 @@ class Server:
                     channel.close()
         except AssociationError as exc:  # released or aborted: the handler's normal end
             log.info("association with %s ended: %s", peer, exc)
-        except (ssl.SSLError, OSError) as exc:
+        except OSError as exc:  # ssl.SSLError included
             log.info("connection from %s ended: %s", peer, exc)
         except Exception:
             log.exception("association with %s failed", peer)
