@@ -1,4 +1,5 @@
-"""The only socket code of the upper layer: a blocking TCP driver for `Machine`.
+"""The socket code of the upper layer: a blocking TCP driver for `Machine` (its TLS
+socket class is in dul/tls_socket.py, imported only with a TLS context).
 
 `request_association()` opens an association as requestor; `Server` accepts them,
 one thread per connection, up to a limit. Both hand out a `Channel`: an established
