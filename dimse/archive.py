@@ -146,18 +146,18 @@ class PendingStore:
         self._head = bytearray()  # the data set's first bytes, to index without a re-read
         self._status: int = StatusCode.SUCCESS
         self._state = _State.OPEN
-        final = archive.root / relative_path
+        shard, _, name = relative_path.rpartition("/")
         header = part10_bytes_header(sop_class_uid, sop_instance_uid, transfer_syntax)
         #: where the data set starts in the file, and its transfer syntax
         self.layout = (len(header), transfer_syntax)
         try:
-            archive._make_shard(final.parent)
+            directory = archive._shard(shard)
             try:
-                self._pending = PendingInstance(final.parent, final.name, header, archive.fsync)
+                self._pending = PendingInstance(directory, name, header, archive.fsync)
             except FileNotFoundError:  # the directory was removed behind our back
-                archive._shards.discard(final.parent)
-                archive._make_shard(final.parent)
-                self._pending = PendingInstance(final.parent, final.name, header, archive.fsync)
+                del archive._shards[shard]
+                directory = archive._shard(shard)
+                self._pending = PendingInstance(directory, name, header, archive.fsync)
         except OSError as exc:  # PendingInstance removed its own temporary file
             self._fail(exc)
 
@@ -251,7 +251,8 @@ class Archive:
         self._lock_fd = self._take_lock()
         self._commit_lock = threading.Lock()
         self._unsettled: set[tuple[int, str]] = set()
-        self._shards: set[Path] = set()  # directories of instances known to exist
+        #: instances/<hh> (relative) -> its directory, for those known to exist
+        self._shards: dict[str, Path] = {}
         try:
             self._index = Index(self.root / INDEX_FILE, fsync=fsync)
             self._recover()
@@ -299,12 +300,15 @@ class Archive:
 
     # ---- storing
 
-    def _make_shard(self, directory: Path) -> None:
-        """Create an instances/<hh> directory once; it is never removed while open
+    def _shard(self, relative: str) -> Path:
+        """The instances/<hh> directory, created once; it is never removed while open
         (a mkdir per stored instance costs a file-system lock each time)."""
-        if directory not in self._shards:
+        directory = self._shards.get(relative)
+        if directory is None:
+            directory = self.root / relative
             directory.mkdir(exist_ok=True)
-            self._shards.add(directory)
+            self._shards[relative] = directory
+        return directory
 
     def relative_path(self, sop_instance_uid: str) -> str:
         """Where an instance of this SOP Instance UID is kept, relative to the root."""

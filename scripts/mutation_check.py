@@ -580,9 +580,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         31, "dimse/storage.py",
-        "        handle, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=\".part\", dir=directory)",
-        "        name = str(self.final_path)  # MUTATION: written in place, under its final name\n"
-        "        handle = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)",
+        "        handle, self.temp_path = _create_temp(directory)",
+        "        self.temp_path = self.final_path  # MUTATION: written in place, under its final name\n"
+        "        handle = os.open(self.final_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)",
         [STORAGE + "test_31_a_server_killed_in_the_middle_of_a_write_leaves_no_truncated_file"],
         "written under the final name, no temporary file",
     ),
