@@ -27,6 +27,9 @@ _SEQUENCE_END = 0xFFFEE0DD
 _TAG = struct.Struct("<HH")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
+#: An explicit VR element header read at once: group, element, VR, and the 2-byte
+#: length of a short VR (for a long VR, the reserved bytes; its length follows).
+_EXPLICIT = struct.Struct("<HH2sH")
 #: Explicit VRs with a 2-byte reserved field and a 4-byte length (PS3.5 Table 7.1-1).
 _LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
@@ -105,9 +108,21 @@ def scan(
     set; if not, `Short` means that more of it is needed."""
     found: dict[int, Element] = {}
     pos = 0
+    end = len(data)
+    explicit = _EXPLICIT.unpack_from
     try:
-        while pos < len(data):
-            tag, vr, length, start = _header(data, pos, implicit)
+        while pos < end:
+            # `_header`, unrolled for the common case: this loop runs for every
+            # top-level element of every stored instance.
+            if implicit or pos + 8 > end:
+                tag, vr, length, start = _header(data, pos, implicit)
+            else:
+                group, element, vr, length = explicit(data, pos)
+                tag = group << 16 | element
+                if vr in _SHORT_VRS and group != 0xFFFE:
+                    start = pos + 8
+                else:
+                    tag, vr, length, start = _header(data, pos, implicit)
             if tag > last:
                 return found
             if length == _UNDEFINED:
