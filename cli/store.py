@@ -65,9 +65,20 @@ def collect_files(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], l
                     for name in sorted(names):
                         add(os.path.join(top, name))
             else:
-                with os.scandir(path) as entries:
-                    for name in sorted(entry.name for entry in entries):
-                        add(os.path.join(path, name))
+                with os.scandir(path) as listing:
+                    entries = sorted(listing, key=lambda entry: entry.name)
+                device = os.stat(path).st_dev
+                for entry in entries:
+                    if entry.is_symlink():
+                        add(entry.path)  # what it points to decides, wherever that is
+                    elif entry.is_file(follow_symlinks=False):
+                        # The listing gave its type and inode, and a file in a directory
+                        # lives on the directory's device (a file bind-mounted there aside):
+                        # no stat per file.
+                        key = (device, entry.inode())
+                        if key not in seen:
+                            seen.add(key)
+                            files.append(Path(entry.path))
         elif path.is_file():
             add(path)
         elif path.exists():
