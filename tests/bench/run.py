@@ -1,9 +1,9 @@
 """The speed benchmark: W1..W7 of the speed issue, one table, optionally JSON.
 
-    python -m tests.bench.run                 # everything: about 20 minutes, 12 of them
+    python -m tests.bench.run                 # everything: about 23 minutes, 12 of them
                                               # loading 10,000 instances into dcmqrscp
     python -m tests.bench.run --cache DIR     # the same; dcmqrscp's loaded storage area is
-                                              # kept in DIR: the next runs take about 8
+                                              # kept in DIR: the next runs take about 11
     python -m tests.bench.run --quick         # small sizes: under a minute
     python -m tests.bench.run --only W1,W5 --repeat 5 --json bench.json
 
@@ -11,7 +11,9 @@ It builds its own data (pydicom, fixed seed) under a temporary directory, starts
 peer itself on free loopback ports, stops them, and removes the directory at the end
 (--keep leaves it, with every program's log; it is also left when a workload failed).
 The workloads are described in tests/bench/workloads.py; the figures are medians of
-`--repeat` runs ("Runs": how many, and half their range as a share of the median).
+`--repeat` runs, 5 by default ("Runs": how many, and half their range as a share of the
+median): on a 2-core VM single runs drift by a quarter, and with 3 runs W2 and W4 came
+out on either side of their targets from one full run to the next.
 Exit status: 0 when every workload ran (MISS included), 1 when one
 failed to run, or with --strict when a target is missed.
 """
@@ -45,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W5")
     parser.add_argument(
-        "--repeat", type=int, help="runs of each pairing (default 3; 1 with --quick)"
+        "--repeat", type=int, help="runs of each pairing (default 5; 1 with --quick)"
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the table as JSON here")
     parser.add_argument("--associations", type=int, help="W5: associations (overrides the size)")
@@ -161,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = replace(sizes, associations=args.associations)
     if args.query_instances:
         sizes = replace(sizes, query=args.query_instances)
-    repeat = args.repeat or (1 if args.quick else 3)
+    repeat = args.repeat or (1 if args.quick else 5)
     selected = [w.strip().upper() for w in args.only.split(",") if w.strip()] or list(WORKLOADS)
     unknown = [w for w in selected if w not in WORKLOADS]
     if unknown:
