@@ -60,7 +60,9 @@ def _parse_meta(read: Callable[[int], bytes], path: Path) -> tuple[dict[str, str
     n more bytes of the file (b"" at its end)."""
     data = read(_HEAD)
     if len(data) < 132 or data[128:132] != b"DICM":
-        raise NotDicomFile(f"{path}: no DICM prefix after the 128-byte preamble (not a DICOM Part 10 file)")
+        raise NotDicomFile(
+            f"{path}: no DICM prefix after the 128-byte preamble (not a DICOM Part 10 file)"
+        )
     found: dict[str, str] = {}
     offset = 132
     while True:
@@ -124,7 +126,9 @@ def read_part10_info(path: str | os.PathLike[str]) -> Part10Info:
         raise NotDicomFile(f"{path}: the file meta information lacks {', '.join(missing)}")
     if offset > size:
         raise NotDicomFile(f"{path}: the file meta information runs past the end of the file")
-    return Part10Info(path, found["sop_class"], found["sop_instance"], found["syntax"], offset, size)
+    return Part10Info(
+        path, found["sop_class"], found["sop_instance"], found["syntax"], offset, size
+    )
 
 
 def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:

@@ -244,7 +244,9 @@ def fragment_stream(
 ) -> Iterator[bytes]:
     """The PDUs of `stream_runs`, each joined into one `bytes` (for a writer that
     cannot gather, and for tests)."""
-    for run in stream_runs(context_id, command, stream, length, max_pdu_length, max_chunk=max_chunk):
+    for run in stream_runs(
+        context_id, command, stream, length, max_pdu_length, max_chunk=max_chunk
+    ):
         for index in range(0, len(run), 2):
             yield bytes(run[index]) + bytes(run[index + 1])
 

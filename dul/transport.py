@@ -602,7 +602,9 @@ class Server:
                         peer,
                         request.calling_ae,
                         request.called_ae,
-                        RJ_REASONS.get((refusal.source, refusal.reason), f"reason {refusal.reason}"),
+                        RJ_REASONS.get(
+                            (refusal.source, refusal.reason), f"reason {refusal.reason}"
+                        ),
                     )
                 return refusal
 
