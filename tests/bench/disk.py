@@ -4,10 +4,10 @@ A server that answers a C-STORE only once the instance would survive a power cut
 for each instance, at least write a new file, fsync it, and fsync its directory: the
 new name lives in the directory, and fsync(2) on the file "does not necessarily ensure
 that the entry in the directory containing the file has also reached disk". On one
-association the peer waits
-for each answer, so these flushes cannot overlap: their latency bounds the rate from
-above, before a single instruction of DICOM work. W3 prints that bound next to the
-figures, so that a miss can be told apart from a limit of the disk.
+association the peer waits for each answer, so these flushes cannot overlap: their
+latency bounds the rate from above, before a single instruction of DICOM work. W3
+prints that bound next to the figures, so that a miss can be told apart from a limit
+of the disk.
 """
 
 from __future__ import annotations
