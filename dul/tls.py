@@ -180,9 +180,9 @@ def _load_ca(context: ssl.SSLContext, ca_file: StrPath) -> None:
 def _harden(context: ssl.SSLContext) -> None:
     context.minimum_version = MINIMUM_VERSION
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
-    from dul.tls_socket import DeadlineSSLSocket  # a transport module: it uses this one
+    from dul.transport import deadline_ssl_socket  # the socket code lives in the transport
 
-    context.sslsocket_class = DeadlineSSLSocket
+    context.sslsocket_class = deadline_ssl_socket()
 
 
 # ---------------------------------------------------------------------------------------
