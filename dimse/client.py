@@ -128,6 +128,27 @@ def connect(
     return Association(MessageChannel(channel), timeouts)
 
 
+def _store_request(
+    message_id: int,
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    priority: int,
+    move_originator: tuple[str, int] | None = None,
+) -> C_STORE_RQ:
+    """A C-STORE-RQ (PS3.7 9.3.1.1) that says its data set follows; `move_originator`
+    is (AE title, Message ID) of the C-MOVE it serves."""
+    originator_ae, originator_id = move_originator or (None, None)
+    return C_STORE_RQ(
+        message_id=message_id,
+        affected_sop_class_uid=sop_class_uid,
+        affected_sop_instance_uid=sop_instance_uid,
+        priority=priority,
+        move_originator_aet=originator_ae,
+        move_originator_message_id=originator_id,
+        data_set_type=DATA_SET_PRESENT,
+    )
+
+
 def _tls_refusal(exc: AssociationAborted | DulTimeout) -> bool:
     """The connection ended, not for lack of time, before the A-ASSOCIATE-AC."""
     if isinstance(exc, DulTimeout):  # a send that failed: timed out, or the peer closed
@@ -309,20 +330,14 @@ class Association:
         syntax was accepted) or a Dataset. Raises `NoPresentationContext`.
         `move_originator` is (AE title, Message ID) of the C-MOVE this serves."""
         message_id = self.messages.next_message_id()
-        originator_ae, originator_id = move_originator or (None, None)
         if not isinstance(source, str | os.PathLike):  # a Dataset
             return self._store_dataset(source, message_id, priority, move_originator)
         info = read_part10_info(source)
         context = self.messages.store_context(info.sop_class_uid, info.transfer_syntax)
         if context is None:
             raise self._refused(info.sop_class_uid, info.transfer_syntax)
-        request = C_STORE_RQ(
-            message_id=message_id,
-            affected_sop_class_uid=info.sop_class_uid,
-            affected_sop_instance_uid=info.sop_instance_uid,
-            priority=priority,
-            move_originator_aet=originator_ae,
-            move_originator_message_id=originator_id,
+        request = _store_request(
+            message_id, info.sop_class_uid, info.sop_instance_uid, priority, move_originator
         )
         self.messages.send_instance(context, request, info, progress)
         response, _ = self._response(message_id, C_STORE_RSP)
@@ -352,12 +367,8 @@ class Association:
                     yield info, self._refused(info.sop_class_uid, info.transfer_syntax)
                     continue
                 message_id = self.messages.next_message_id()
-                request = C_STORE_RQ(
-                    message_id=message_id,
-                    affected_sop_class_uid=info.sop_class_uid,
-                    affected_sop_instance_uid=info.sop_instance_uid,
-                    priority=priority,
-                    data_set_type=DATA_SET_PRESENT,
+                request = _store_request(
+                    message_id, info.sop_class_uid, info.sop_instance_uid, priority
                 )
                 try:
                     prepared = self.messages.prepare_instance(context, request, info)
@@ -414,15 +425,7 @@ class Association:
         if context is None or context.transfer_syntax is None:
             raise self._refused(sop_class, own_syntax or "any uncompressed transfer syntax")
         data = encode_dataset(dataset, context.transfer_syntax)
-        originator_ae, originator_id = move_originator or (None, None)
-        request = C_STORE_RQ(
-            message_id=message_id,
-            affected_sop_class_uid=sop_class,
-            affected_sop_instance_uid=sop_instance,
-            priority=priority,
-            move_originator_aet=originator_ae,
-            move_originator_message_id=originator_id,
-        )
+        request = _store_request(message_id, sop_class, sop_instance, priority, move_originator)
         self.messages.send(context.context_id, request, data)
         response, _ = self._response(message_id, C_STORE_RSP)
         return StoreResult(response.get_status(), sop_class, sop_instance, None)
