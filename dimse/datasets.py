@@ -163,6 +163,8 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     if deflated:
         compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
         data = compressor.compress(data) + compressor.flush()
+        if len(data) % 2:  # even, as DCMTK wants every fragment; inflating ignores it
+            data += b"\x00"
     return data
 
 

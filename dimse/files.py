@@ -11,14 +11,17 @@ set bytes received in some transfer syntax, so the instance is kept as received.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import mmap
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dimse.transfer.vrs import LONG
 from dul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 if TYPE_CHECKING:
@@ -31,19 +34,28 @@ class NotDicomFile(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Part10Info:
+    """Where a file's data set is and what it is. From `read_part10_info`, the UIDs are
+    the file meta group's (for files this program wrote itself); from
+    `dimse.file_check.check_file`, the data set's own, its structure checked.
+    `encoding` is '' when the data set is encoded as `transfer_syntax` says, else the
+    uncompressed syntax whose encoding it really has (a file that says Explicit VR
+    but holds Implicit VR, which is then recoded before it is sent)."""
+
     path: Path
     sop_class_uid: str
     sop_instance_uid: str
     transfer_syntax: str
     dataset_offset: int
     size: int
+    encoding: str = ""
+    #: harmless mistakes found in the file (meta and data set disagree...), to warn of
+    notes: tuple[str, ...] = ()
 
     @property
     def dataset_length(self) -> int:
         return self.size - self.dataset_offset
 
 
-_LONG_VRS = frozenset((b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN", b"UC", b"UR", b"OD", b"OL", b"OV"))
 _WANTED = {0x0002: "sop_class", 0x0003: "sop_instance", 0x0010: "syntax"}
 #: Enough for any real file meta group; a longer one is read on.
 _HEAD = 4096
@@ -53,18 +65,21 @@ _ELEMENT = struct.Struct("<HH2sH")
 _LONG_LENGTH = struct.Struct("<I")
 
 
-def _parse_meta(read: Callable[[int], bytes], path: Path) -> tuple[dict[str, str], int]:
+def _parse_meta(
+    read: Callable[[int], bytes], path: Path, data: bytes | None = None, offset: int = 132
+) -> tuple[dict[str, str], int]:
     """The UIDs of the file meta group (PS3.10 7.1: always Explicit VR Little Endian)
     and the offset of the data set after it, read by hand: this runs once per file
     sent, and pydicom's general reader costs ten times as much. `read(n)` gives up to
-    n more bytes of the file (b"" at its end)."""
-    data = read(_HEAD)
-    if len(data) < 132 or data[128:132] != b"DICM":
+    n more bytes of the file (b"" at its end); `data`, the first bytes if the caller
+    has read them; `offset`, where the group starts (132, after preamble and DICM)."""
+    if data is None:
+        data = read(_HEAD)
+    if offset == 132 and (len(data) < 132 or data[128:132] != b"DICM"):
         raise NotDicomFile(
             f"{path}: no DICM prefix after the 128-byte preamble (not a DICOM Part 10 file)"
         )
     found: dict[str, str] = {}
-    offset = 132
     while True:
         if offset + 8 > len(data):
             more = read(_HEAD)
@@ -75,7 +90,7 @@ def _parse_meta(read: Callable[[int], bytes], path: Path) -> tuple[dict[str, str
         group, element, vr, short_length = _ELEMENT.unpack_from(data, offset)
         if group != 0x0002:
             return found, offset
-        if vr in _LONG_VRS:
+        if vr in LONG:
             if offset + 12 > len(data):
                 more = read(_HEAD)
                 if not more:
@@ -129,6 +144,24 @@ def read_part10_info(path: str | os.PathLike[str]) -> Part10Info:
     return Part10Info(
         path, found["sop_class"], found["sop_instance"], found["syntax"], offset, size
     )
+
+
+@contextlib.contextmanager
+def mapped(path: Path, offset: int) -> Iterator[memoryview]:
+    """The bytes of `path` from `offset` on, mapped read-only."""
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size <= offset:
+            yield memoryview(b"")
+            return
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as whole:
+            view = memoryview(whole)
+            part = view[offset:]
+            try:
+                yield part
+            finally:  # the map closes only once no view of it is left
+                part.release()
+                view.release()
 
 
 def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (Python 3.11 or newer) and install dicom-ul in it, editable, with its test tools.
+# Create .venv (Python 3.11 or newer) and install dicom-ul in it, editable, with its test
+# tools and the decoders that let it decompress for a peer (the `transcode` extra).
 # Safe to run again. Choose the interpreter with PYTHON=/path/to/python3.11.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,6 +14,6 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-.venv/bin/python -m pip install --quiet -e '.[test]'
+.venv/bin/python -m pip install --quiet -e '.[test,transcode]'
 touch .venv/.dicom-ul-installed
 echo "scripts/setup.sh: .venv ready ($(.venv/bin/python --version))"
