@@ -23,11 +23,16 @@ and refuses where PS3.7 leaves a choice:
   present it must be 4 bytes long, but its value is not checked against the bytes
   that follow: the end of the command set is the end of its last PDV (PS3.8 E.2),
   and the value is kept in `Command.group_length` for the log.
-- an element outside group 0000, an element whose value length runs past the end
-  of the bytes (undefined length FFFFFFFFH included), fewer than 8 stray bytes at
-  the end, a US value that is not 2 bytes, a UL that is not 4, an AT or a
-  multi-valued US whose length is not a multiple of 4 or 2, or the same tag twice:
-  refused.
+- an element outside group 0000 (PS3.7 6.3.1 allows none), with a defined length
+  that fits in the bytes: skipped, its value not kept, and logged once per command
+  set as a warning on the logger "dimse.commands". Orthanc sends C-GET responses
+  holding (0008,0000) and (0008,0058); pynetdicom reads past them too. Such an
+  element is still read like any other: its length must fit, and it may not appear
+  twice. `encode_command` never writes one.
+- an element whose value length runs past the end of the bytes (undefined length
+  FFFFFFFFH included), whatever its group, fewer than 8 stray bytes at the end, a
+  US value that is not 2 bytes, a UL that is not 4, an AT or a multi-valued US
+  whose length is not a multiple of 4 or 2, or the same tag twice: refused.
 - elements out of tag order: accepted (PS3.5 7.1 orders them, but nothing is
   ambiguous); `encode_command` writes them back in order.
 - a tag of group 0000 that PS3.7 E.1/E.2 does not define: kept, with its raw value
@@ -43,12 +48,15 @@ each tag as group << 16 | element; and US of VM 1-n), or `bytes` (unknown tags).
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
 from dimse.errors import DimseError
+
+log = logging.getLogger("dimse.commands")
 
 Value: TypeAlias = int | str | tuple[int, ...] | bytes
 Buffer: TypeAlias = bytes | bytearray | memoryview
@@ -380,7 +388,9 @@ def _first(item: tuple[int, bytes]) -> int:
 
 
 def decode_command(data: Buffer) -> Command:
-    """Decode a whole command set (all command PDVs joined). Raises only DimseError."""
+    """Decode a whole command set (all command PDVs joined). Raises only DimseError.
+
+    Elements outside group 0000 are skipped with one warning (see the module notes)."""
     if not isinstance(data, bytes):  # a command set is small: one copy, then plain bytes
         try:
             data = bytes(memoryview(data))
@@ -389,6 +399,7 @@ def decode_command(data: Buffer) -> Command:
     end = len(data)
     offset = 0
     values: dict[str, Value] = {}
+    stray: set[int] = set()  # tags outside group 0000, skipped
     unpack = _ELEMENT_HEADER.unpack_from
     while offset < end:
         if end - offset < 8:
@@ -397,20 +408,23 @@ def decode_command(data: Buffer) -> Command:
                 "element header (8 bytes, Implicit VR Little Endian) should be"
             )
         group, element, length = unpack(data, offset)
-        if group != 0x0000:
-            raise DimseError(
-                f"command set: element ({group:04X},{element:04X}) at offset {offset} "
-                "is outside the command group 0000 (PS3.7 6.3.1)"
-            )
         offset += 8
         if length > end - offset:
             what = "undefined length" if length == 0xFFFFFFFF else f"value length {length}"
             raise DimseError(
-                f"command set: element (0000,{element:04X}) has {what}, but only "
+                f"command set: element ({group:04X},{element:04X}) has {what}, but only "
                 f"{end - offset} bytes are left"
             )
         raw = data[offset : offset + length]
         offset += length
+        if group != 0x0000:
+            # PS3.7 6.3.1 allows group 0000 only; a peer's stray element (Orthanc's
+            # (0008,0058) in a C-GET-RSP) is read past, as pynetdicom does.
+            tag = group << 16 | element
+            if tag in stray:
+                raise DimseError(f"command set: element ({group:04X},{element:04X}) appears twice")
+            stray.add(tag)
+            continue
         decoder = _DECODERS.get(element)
         if decoder is None:
             key: str = raw_key(element)
@@ -421,4 +435,12 @@ def decode_command(data: Buffer) -> Command:
         if key in values:
             raise DimseError(f"command set: element (0000,{element:04X}) appears twice")
         values[key] = value
+    if stray:  # one line per command set, naming every element skipped
+        tags = ", ".join(f"({t >> 16:04X},{t & 0xFFFF:04X})" for t in sorted(stray))
+        log.warning(
+            "command set: ignoring element%s %s outside the command group 0000 "
+            "(PS3.7 6.3.1), as a peer's harmless mistake",
+            "s" if len(stray) > 1 else "",
+            tags,
+        )
     return Command(values)

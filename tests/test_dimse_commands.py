@@ -619,7 +619,17 @@ def test_group_length_value_is_kept_not_trusted() -> None:
         (ECHO + b"\x00\x00\x00", "3 stray bytes"),
         (ECHO + struct.pack("<HHI", 0, 0x0902, 0xFFFFFFFF), "undefined length"),
         (ECHO + struct.pack("<HHI", 0, 0x0902, 100) + b"x" * 10, "value length 100"),
-        (ECHO + struct.pack("<HHI", 0x0008, 0x0016, 0), "outside the command group 0000"),
+        (
+            ECHO + struct.pack("<HHI", 0x0008, 0x0058, 100) + b"1.2",
+            r"\(0008,0058\) has value length 100",
+        ),
+        (
+            ECHO + struct.pack("<HHI", 0x0008, 0x1115, 0xFFFFFFFF),
+            r"\(0008,1115\) has undefined length",
+        ),
+        (ECHO + struct.pack("<HHI", 0x0008, 0x0058, 8) + b"1.2", "only 3 bytes are left"),
+        (ECHO + struct.pack("<HHI", 0x0008, 0x0016, 0) + b"\x00", "1 stray bytes"),
+        (ECHO + struct.pack("<HHI", 0x0008, 0x0016, 0) * 2, r"\(0008,0016\) appears twice"),
         (ECHO + struct.pack("<HHI", 0x0000, 0x0900, 4) + b"\x00" * 4, "value length 4, not 2"),
         (ECHO + el(0x0900, b""), "value length 0, not 2"),
         (ECHO + el(0x0901, b"\x08\x00"), "multiple of 4"),
@@ -632,6 +642,69 @@ def test_refused_command_sets(data: bytes, words: str) -> None:
     with pytest.raises(DimseError, match=words) as caught:
         decode_command(data)
     assert caught.value.status is None
+
+
+def stray(group: int, element: int, value: bytes) -> bytes:
+    """One element outside group 0000, Implicit VR Little Endian, as some peers send."""
+    return struct.pack("<HHI", group, element, len(value)) + value
+
+
+def test_elements_outside_group_0000_are_skipped_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Orthanc's C-GET failure response also holds (0008,0000) and (0008,0058) in its
+    command set: read past them (PS3.7 6.3.1 allows group 0000 only), warn once."""
+    sent = encode_command(
+        {
+            "AffectedSOPClassUID": STUDY_GET,
+            "CommandField": 0x8010,
+            "MessageIDBeingRespondedTo": 7,
+            "CommandDataSetType": NO_DATA_SET,
+            "Status": 0xA702,
+            "NumberOfRemainingSuboperations": 0,
+            "NumberOfCompletedSuboperations": 0,
+            "NumberOfFailedSuboperations": 1,
+            "NumberOfWarningSuboperations": 0,
+        }
+    )
+    failed_uid = b"1.2.826.0.1.3680043.2.1125.1\x00"  # UI, NUL-padded to even length
+    received = (
+        sent
+        + stray(0x0008, 0x0000, struct.pack("<I", 8 + len(failed_uid)))
+        + stray(0x0008, 0x0058, failed_uid)
+    )
+    with caplog.at_level("WARNING", logger="dimse.commands"):
+        command = decode_command(received)
+    assert command.command_field == 0x8010
+    assert command["Status"] == 0xA702
+    assert command.message_id_being_responded_to == 7
+    assert not command.has_data_set
+    assert all(key in BY_KEYWORD for key in command)  # nothing of group 0008 kept
+    assert message_from_command(command) == C_GET_RSP(
+        message_id_being_responded_to=7,
+        status=0xA702,
+        affected_sop_class_uid=STUDY_GET,
+        number_of_remaining_suboperations=0,
+        number_of_completed_suboperations=0,
+        number_of_failed_suboperations=1,
+        number_of_warning_suboperations=0,
+    )
+    assert encode_command(command) == sent  # the encoder never writes them back
+    records = [r for r in caplog.records if r.name == "dimse.commands"]
+    assert len(records) == 1
+    assert records[0].levelname == "WARNING"
+    assert records[0].getMessage() == (
+        "command set: ignoring elements (0008,0000), (0008,0058) outside the command "
+        "group 0000 (PS3.7 6.3.1), as a peer's harmless mistake"
+    )
+
+
+def test_a_refused_stray_element_logs_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    data = ECHO + struct.pack("<HHI", 0x0008, 0x0058, 100) + b"1.2"
+    with caplog.at_level("WARNING", logger="dimse.commands"):
+        with pytest.raises(DimseError, match="value length 100, but only 3 bytes are left"):
+            decode_command(data)
+    assert not [r for r in caplog.records if r.name == "dimse.commands"]
 
 
 def test_not_a_buffer_is_a_dimse_error() -> None:

@@ -356,7 +356,7 @@ def feed_all(reassembler: Reassembler, *pdvs: PresentationDataValue) -> list[Rec
         ),
         ([cmd(STORE), cmd(ECHO)], "before the last fragment of the data set"),
         ([cmd(ECHO), dat(DATA)], "no command before it"),  # ECHO says 0101H: no data set
-        ([cmd(b"\x08\x00\x16\x00\x00\x00\x00\x00")], "outside the command group"),
+        ([cmd(b"\x08\x00\x16\x00\x10\x00\x00\x00")], "value length 16, but only 0 bytes"),
         ([cmd(ECHO[:-1])], "bytes are left"),
     ],
 )
