@@ -1,6 +1,9 @@
 """The identifier of a C-FIND, C-MOVE or C-GET, built as gdcmscu builds it.
 
-- (0008,0005) Specific Character Set from the locale (`cli.charset`), always.
+- (0008,0005) Specific Character Set from the locale (`cli.charset`), or the user's
+  key 8,5. Every key's value must be writable in the character set so declared, or
+  in the default repertoire for the VRs (0008,0005) does not apply to (PS3.5 6.1.2.3);
+  what is not is refused here, before anything is sent, rather than sent as `?`.
 - (0008,0052) Query/Retrieve Level: PATIENT, STUDY (the default), SERIES or IMAGE.
 - The unique keys of the levels above the query level, empty, so that each answer can
   be placed in the hierarchy (PS3.4 C.4.1.2.1): Patient ID above STUDY in the Patient
@@ -23,7 +26,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
-from cli.charset import cannot_encode
+from cli.charset import EXTENSIBLE_VRS, cannot_encode, charset_problem, declared_terms
 from cli.keys import Key
 from cli.uids import make_uid
 from dimse.datasets import EXPLICIT_VR_LITTLE_ENDIAN, encode_dataset
@@ -93,9 +96,17 @@ def choose_model(operation: str, roots: list[Root], levels: list[str]) -> tuple[
 
 
 def build_identifier(root: Root, level: str | None, keys: list[Key], charset: str) -> Dataset:
-    """The identifier: (0008,0005), (0008,0052), unique keys above the level, user keys."""
+    """The identifier: (0008,0005), (0008,0052), unique keys above the level, user keys.
+
+    `charset` is the locale's term, used unless a key gives (0008,0005)."""
+    declared = next((key for key in keys if key.tag == SPECIFIC_CHARACTER_SET), None)
+    terms = [charset] if declared is None else declared_terms(declared.text)
+    if declared is not None and (problem := charset_problem(terms)) is not None:
+        raise QueryError(f"the value of {declared.name} {declared.tag_text}: {problem}")
     identifier = Dataset()
-    identifier.add(DataElement(SPECIFIC_CHARACTER_SET, "CS", charset))
+    identifier.add(
+        DataElement(SPECIFIC_CHARACTER_SET, "CS", terms[0] if len(terms) == 1 else terms)
+    )
     if level is not None:
         identifier.add(DataElement(QUERY_RETRIEVE_LEVEL, "CS", level))
         model_levels = levels_of(root)
@@ -105,14 +116,38 @@ def build_identifier(root: Root, level: str | None, keys: list[Key], charset: st
             tag = _tag_of(keyword)
             identifier.add(DataElement(tag, dictionary_VR(tag), ""))
     for key in keys:
-        problem = cannot_encode(key.text, charset)
-        if problem is not None:
-            raise QueryError(
-                f"the value of {key.name} {key.tag_text}: {problem}, the character set of "
-                "this locale; run dicomscu in a UTF-8 locale (e.g. LC_ALL=C.UTF-8)"
-            )
+        if key is declared:
+            continue  # added above, as checked
+        _check_encodable(key, terms, declared is not None)
         identifier.add(DataElement(key.tag, key.vr, key.value()))
     return identifier
+
+
+def _check_encodable(key: Key, terms: list[str], declared: bool) -> None:
+    """QueryError unless the key's value can be written in the identifier's character
+    set (PS3.5 6.1.2.3: only SH, LO, UC, ST, LT, UT and PN take it; the other VRs keep
+    the default repertoire)."""
+    if key.vr not in EXTENSIBLE_VRS:
+        problem = cannot_encode(key.text, [""])
+        if problem is not None:
+            raise QueryError(
+                f"the value of {key.name} {key.tag_text}: {problem}; a value of VR {key.vr} "
+                "uses the default repertoire whatever (0008,0005) says (PS3.5 6.1.2.3)"
+            )
+        return
+    problem = cannot_encode(key.text, terms)
+    if problem is None:
+        return
+    if declared:
+        raise QueryError(
+            f"the value of {key.name} {key.tag_text}: {problem}, the character set of the "
+            "key 8,5 (Specific Character Set); give one that has these characters, e.g. "
+            '-k "8,5=ISO_IR 192" (UTF-8), or leave the key out to use the locale\'s'
+        )
+    raise QueryError(
+        f"the value of {key.name} {key.tag_text}: {problem}, the character set of "
+        "this locale; run dicomscu in a UTF-8 locale (e.g. LC_ALL=C.UTF-8)"
+    )
 
 
 def _tag_of(keyword: str) -> int:

@@ -15,7 +15,10 @@ from pydicom.dataset import Dataset
 
 from cli.charset import charset_for_codeset
 from cli.dicomscu import main
+from cli.keys import parse_keys
+from cli.query import QueryError, build_query
 from cli.queryhelp import query_help
+from dimse.datasets import encode_dataset
 from dimse.models import (
     MODALITY_WORKLIST_FIND,
     PATIENT_ROOT_FIND,
@@ -278,6 +281,107 @@ def test_text_the_locale_cannot_carry_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "cannot be written in ISO_IR 100" in result.stderr
     assert "UTF-8 locale" in result.stderr
+
+
+def user_warnings(recwarn: pytest.WarningsRecorder) -> list[str]:
+    return [str(w.message) for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_a_value_the_declared_character_set_cannot_carry_is_refused_before_connecting(
+    capsys, recwarn
+) -> None:
+    """The key 8,5 replaces the locale's character set, and the values are checked
+    against it: pydicom would write the Greek letters as `?`, a wildcard."""
+    port = peers.free_port()
+    argv = ["--find", "--studyroot", "-k", "10,10=Διον*", "-k", "8,5=ISO_IR 100"]
+    assert main([*argv, "127.0.0.1", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "the value of Patient's Name (0010,0010): 'Διον' cannot be written in ISO_IR 100 "
+        "(latin_1), the character set of the key 8,5 (Specific Character Set)"
+    ) in err
+    assert "cannot connect" not in err  # refused before any network activity
+    assert "UserWarning" not in err
+    assert user_warnings(recwarn) == []
+
+
+@pytest.mark.parametrize(
+    ("charset", "words"),
+    [
+        ("ISO_IR 999", "'ISO_IR 999' is not a Defined Term of PS3.3 C.12.1.1.2"),
+        ("ISO_IR100", "did you mean 'ISO_IR 100'?"),
+        ("ISO_IR 192\\ISO 2022 IR 87", "ISO_IR 192 allows no code extensions"),
+        ("ISO_IR 100\\ISO 2022 IR 87", "each is an ISO 2022 term"),
+        ("ISO 2022 IR 6\\", "value 2 is empty"),
+    ],
+)
+def test_a_character_set_key_pydicom_cannot_use_is_a_usage_error(
+    charset: str, words: str, capsys, recwarn
+) -> None:
+    port = peers.free_port()
+    argv = ["--find", "--studyroot", "-k", "10,10=DOE*", "-k", f"8,5={charset}"]
+    assert main([*argv, "127.0.0.1", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert "the value of Specific Character Set (0008,0005): " in err
+    assert words in err
+    assert "cannot connect" not in err
+    assert "UserWarning" not in err
+    assert user_warnings(recwarn) == []
+
+
+def identifier_bytes(*keys: str) -> bytes:
+    """The identifier of a Study Root C-FIND with these keys, in a UTF-8 locale."""
+    query = build_query("find", [Root.STUDY], [], parse_keys(list(keys)), "ISO_IR 192")
+    return encode_dataset(query.identifier, EXPLICIT_VR_LITTLE_ENDIAN)
+
+
+def test_greek_text_with_the_greek_character_set_is_sent_in_iso_8859_7(recwarn) -> None:
+    data = identifier_bytes("10,10=Διον*", "8,5=ISO_IR 126")
+    assert b"ISO_IR 126" in data
+    assert "Διον*".encode("iso8859_7") == b"\xc4\xe9\xef\xed*"
+    assert b"\xc4\xe9\xef\xed*" in data
+    assert b"?" not in data
+    assert user_warnings(recwarn) == []
+
+
+@pytest.mark.parametrize(
+    ("charset", "name", "encoded"),
+    [
+        ("\\ISO 2022 IR 87", "山田*", b"\x1b$B;3ED"),  # JIS X 0208 after its escape sequence
+        (  # Latin-1 from value 1, then ISO-IR 126 designated to G1 by ESC - F
+            "ISO 2022 IR 100\\ISO 2022 IR 126",
+            "Jérôme^Διον*",
+            b"J\xe9r\xf4me^\x1b-F\xc4\xe9\xef\xed",
+        ),
+        ("", "DOE*", b"DOE*"),  # the default repertoire
+    ],
+)
+def test_values_the_code_extensions_can_write_are_accepted(
+    charset: str, name: str, encoded: bytes, recwarn
+) -> None:
+    assert encoded in identifier_bytes(f"10,10={name}", f"8,5={charset}")
+    assert user_warnings(recwarn) == []
+
+
+@pytest.mark.parametrize(
+    ("keys", "words"),
+    [
+        (
+            ["10,10=é*", "8,5=\\ISO 2022 IR 87"],
+            "'é' cannot be written in \\ISO 2022 IR 87 (ascii, iso2022_jp)",
+        ),
+        (["10,10=é*", "8,5="], "'é' cannot be written in the default repertoire (ascii)"),
+        (["10,10=Διον*", "8,5=ISO_IR 144"], "'Διον' cannot be written in ISO_IR 144"),
+        (["8,60=É"], "a value of VR CS uses the default repertoire"),  # PS3.5 6.1.2.3
+    ],
+)
+def test_values_the_declared_character_set_cannot_write_are_refused(
+    keys: list[str], words: str, recwarn
+) -> None:
+    with pytest.raises(QueryError) as caught:
+        identifier_bytes(*keys)
+    assert words in str(caught.value)
+    assert user_warnings(recwarn) == []
 
 
 # -- --queryhelp ------------------------------------------------------------------------------
