@@ -6,6 +6,8 @@ Layout under the root directory (nothing is ever written outside it):
     root/index.sqlite                 the index, WAL mode (dimse/index.py)
     root/instances/<hh>/<uid>.dcm     one Part 10 file per instance, as received
     root/instances/<hh>/.incoming-*.part   a file being received
+    root/spool/                       data sets converted for a C-MOVE/C-GET, too big
+                                      for memory (emptied at start)
 
 `<uid>.dcm` is the SOP Instance UID when it is a valid UID, else
 `invalid-uid-<sha256>.dcm` (dimse/naming.py): a UID such as `../../x`, `/etc/x` or
@@ -18,10 +20,12 @@ Storing (`begin_store`, then `PendingStore.write` per fragment, then `commit`):
 
 1. The data set bytes go to the temporary file as they arrive, behind a file meta
    group made from the command (dimse/storage.py `PendingInstance`).
-2. On commit the header is read back from the file (dimse/instance_header.py). A data
-   set that cannot be read is refused with C000 (Cannot understand); one whose SOP
-   Class or Instance UID differs from the command's, or that lacks its Study or Series
-   Instance UID, with A900 (Data Set does not match SOP Class; ROBUSTNESS 28).
+2. On commit the whole data set is checked (dimse/received.py): every length within
+   the data, every sequence closed, else C000 (Cannot understand); its SOP Class and
+   Instance UIDs those of the command, else A900 (Data Set does not match SOP Class;
+   ROBUSTNESS 28). Its indexed attributes are then read (dimse/instance_header.py):
+   one that lacks its Study or Series Instance UID is refused with A900 as well. The
+   reason goes back in the C-STORE response's Error Comment (`PendingStore.refusal`).
 3. The file is flushed and fsynced (outside any lock: concurrent associations overlap
    their fsyncs). Then under the archive's commit lock: the final path is journaled in
    the index; the file is renamed to its final name and the directory fsynced; then
@@ -76,6 +80,7 @@ from dimse.index import Index, IndexFull, Record, record_of
 from dimse.instance_header import SCAN_FIRST, UnreadableInstance, read_texts
 from dimse.models import Root
 from dimse.naming import instance_file_name
+from dimse.received import Refusal, check_data_set, check_file_data_set, fit
 from dimse.status import StatusCode
 from dimse.storage import TEMP_PREFIX, PendingInstance
 
@@ -86,6 +91,7 @@ _POLICIES = ("replace", "keep", "reject")
 #: errno values that mean "no room": A700 Out of Resources (PS3.4 B.2.3).
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 INSTANCES_DIR = "instances"
+SPOOL_DIR = "spool"
 INDEX_FILE = "index.sqlite"
 LOCK_FILE = ".lock"
 
@@ -145,6 +151,8 @@ class PendingStore:
         self._pending: PendingInstance | None = None
         self._head = bytearray()  # the data set's first bytes, to index without a re-read
         self._status: int = StatusCode.SUCCESS
+        #: why the instance was refused, when it was (for the C-STORE's Error Comment)
+        self.refusal: Refusal | None = None
         self._state = _State.OPEN
         shard, _, name = relative_path.rpartition("/")
         header = part10_bytes_header(sop_class_uid, sop_instance_uid, transfer_syntax)
@@ -248,6 +256,10 @@ class Archive:
         self.duplicate_policy = duplicate_policy
         self.fold_pn = not pn_case_sensitive
         (self.root / INSTANCES_DIR).mkdir(parents=True, exist_ok=True)
+        #: where converted data sets too big for memory are spooled (inside the archive,
+        #: so that its disk and permissions apply)
+        self.spool_dir = self.root / SPOOL_DIR
+        self.spool_dir.mkdir(exist_ok=True)
         self._lock_fd = self._take_lock()
         self._commit_lock = threading.Lock()
         self._unsettled: set[tuple[int, str]] = set()
@@ -282,6 +294,9 @@ class Archive:
                 if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(".part"):
                     log.info("archive: removing %s, left by an interrupted store", entry.path)
                     os.unlink(entry.path)
+        for entry in os.scandir(self.spool_dir):
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)  # a spool of a process that ended
 
     def _settle(self, journal_id: int, relative: str) -> None:
         """Make the index describe the file at `relative` as it is on disk now."""
@@ -331,8 +346,22 @@ class Archive:
 
     def _refuse(self, store: PendingStore, pending: PendingInstance, status: int, why: str) -> int:
         log.warning("C-STORE %s refused with %04XH: %s", store.sop_instance_uid, status, why)
+        if store.refusal is None:
+            store.refusal = Refusal(status, why, fit(why))
         pending.discard()
         return status
+
+    @staticmethod
+    def _check(store: PendingStore, pending: PendingInstance) -> Refusal | None:
+        """PS3.4 B.2.3 before success: the whole data set reads, and it is the
+        command's instance (dimse/received.py). A small one is checked from the bytes
+        kept as it arrived, a large one mapped from its temporary file."""
+        offset, syntax = store.layout
+        if pending.size - offset <= len(store._head):
+            return check_data_set(store._head, syntax, store.sop_class_uid, store.sop_instance_uid)
+        return check_file_data_set(
+            pending.temp_path, offset, syntax, store.sop_class_uid, store.sop_instance_uid
+        )
 
     def _commit(self, store: PendingStore, pending: PendingInstance) -> int:
         try:
@@ -341,6 +370,10 @@ class Archive:
         except OSError as exc:
             pending.discard()
             return _status_for(exc)
+        refusal = self._check(store, pending)
+        if refusal is not None:
+            store.refusal = refusal
+            return self._refuse(store, pending, refusal.status, refusal.reason)
         try:
             texts_of, syntax = read_texts(pending.temp_path, store.layout, bytes(store._head))
             record = record_of(texts_of, syntax, store.relative_path, size)

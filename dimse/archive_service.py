@@ -23,6 +23,7 @@ from dimse.messages import C_FIND_RQ, C_GET_RQ, C_MOVE_RQ, C_STORE_RQ
 from dimse.models import LEVELS, MODALITY_WORKLIST_FIND, Root, levels_of, root_of
 from dimse.scp import Caller, Handlers, HandlerStatus, StoreSink
 from dimse.worklist import Worklist
+from dul.negotiation import RequestorsChoice
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -46,7 +47,11 @@ class _ArchiveSink(StoreSink):
         self.pending.discard()  # a no-op once committed
 
     def commit(self) -> int:
-        return int(self.pending.commit())
+        status = int(self.pending.commit())
+        refusal = self.pending.refusal
+        if refusal is not None and status == refusal.status:
+            raise HandlerStatus(status, refusal.comment)
+        return status
 
 
 class ArchiveHandlers(Handlers):
@@ -68,7 +73,7 @@ class ArchiveHandlers(Handlers):
         self.worklist = Worklist(worklist) if worklist is not None else None
         self.move_allowed = move_allowed
 
-    def contexts(self) -> Mapping[str, Sequence[str]]:
+    def contexts(self) -> Mapping[str, Sequence[str] | RequestorsChoice]:
         supported = dict(super().contexts())
         if self.worklist is None:
             supported.pop(MODALITY_WORKLIST_FIND, None)  # refused at negotiation
@@ -76,7 +81,9 @@ class ArchiveHandlers(Handlers):
 
     # -- storage ------------------------------------------------------------------
 
-    def open_store(self, caller: Caller, request: C_STORE_RQ, transfer_syntax: str) -> StoreSink | None:
+    def open_store(
+        self, caller: Caller, request: C_STORE_RQ, transfer_syntax: str
+    ) -> StoreSink | None:
         pending = self.archive.begin_store(
             request.affected_sop_class_uid, request.affected_sop_instance_uid, transfer_syntax
         )
@@ -89,11 +96,13 @@ class ArchiveHandlers(Handlers):
         level = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
         if level not in LEVELS:
             raise HandlerStatus(
-                UNABLE_TO_PROCESS, f"Query/Retrieve Level {level or '(none)'} is not one of {', '.join(LEVELS)}"
+                UNABLE_TO_PROCESS,
+                f"Query/Retrieve Level {level or '(none)'} is not one of {', '.join(LEVELS)}",
             )
         if level not in levels_of(root):
             raise HandlerStatus(
-                IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, f"the {root.value} root model has no {level} level"
+                IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+                f"the {root.value} root model has no {level} level",
             )
         return level
 
@@ -112,7 +121,9 @@ class ArchiveHandlers(Handlers):
 
     # -- retrieve -----------------------------------------------------------------------
 
-    def retrieve(self, caller: Caller, request: C_MOVE_RQ | C_GET_RQ, identifier: Dataset) -> list[Path]:
+    def retrieve(
+        self, caller: Caller, request: C_MOVE_RQ | C_GET_RQ, identifier: Dataset
+    ) -> list[Path]:
         root = root_of(request.affected_sop_class_uid)
         if root is None or root is Root.WORKLIST:
             raise HandlerStatus(0x0122)

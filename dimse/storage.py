@@ -8,13 +8,18 @@ never from raw text, so nothing is written outside the directory. A failed write
 Resources, by the caller.
 
 The instance is kept as received: a file meta group (PS3.10) in front of the data
-set bytes exactly as they came, in the transfer syntax of their context.
+set bytes exactly as they came, in the transfer syntax of their context. Before the
+rename, an `InstanceWriter`'s instance is checked (dimse/received.py: the data set
+reads to its end, and holds the command's SOP Class and Instance UIDs); one that
+fails is discarded and `commit` raises `InvalidInstance`, whose refusal the caller
+answers with (C000H or A900H and an Error Comment).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -23,6 +28,7 @@ if TYPE_CHECKING:
 
 from dimse.files import part10_bytes_header
 from dimse.naming import instance_file_name
+from dimse.received import Refusal, check_file_data_set
 
 TEMP_PREFIX = ".incoming-"
 #: Numbers the temporary files of this process; `next()` on it is atomic in CPython.
@@ -59,13 +65,30 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-class PendingInstance:
-    """A file being received: write the data set bytes, then `commit()` or `discard()`."""
+class InvalidInstance(Exception):
+    """A received instance failed its check; `refusal` says how to answer."""
 
-    def __init__(self, directory: Path, final_name: str, header: bytes, fsync: bool) -> None:
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+
+
+class PendingInstance:
+    """A file being received: write the data set bytes, then `commit()` or `discard()`.
+    `check`, when given, is asked once the bytes are synced and before the rename."""
+
+    def __init__(
+        self,
+        directory: Path,
+        final_name: str,
+        header: bytes,
+        fsync: bool,
+        check: Callable[[PendingInstance], Refusal | None] | None = None,
+    ) -> None:
         self.directory = directory
         self.final_path = directory / final_name
         self._fsync = fsync
+        self._check = check
         handle, self.temp_path = _create_temp(directory)
         self.file: BinaryIO = os.fdopen(handle, "wb")
         self.size = 0
@@ -106,6 +129,9 @@ class PendingInstance:
             if not self._synced:
                 self.sync()
             self.file.close()
+            refusal = self._check(self) if self._check is not None else None
+            if refusal is not None:
+                raise InvalidInstance(refusal)
             if replace:
                 os.replace(self.temp_path, self.final_path)
             else:
@@ -142,8 +168,14 @@ class InstanceWriter:
         self, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str
     ) -> PendingInstance:
         header = part10_bytes_header(sop_class_uid, sop_instance_uid, transfer_syntax)
+
+        def check(pending: PendingInstance) -> Refusal | None:
+            return check_file_data_set(
+                pending.temp_path, len(header), transfer_syntax, sop_class_uid, sop_instance_uid
+            )
+
         return PendingInstance(
-            self.directory, instance_file_name(sop_instance_uid), header, self.fsync
+            self.directory, instance_file_name(sop_instance_uid), header, self.fsync, check
         )
 
     def write(
@@ -153,7 +185,8 @@ class InstanceWriter:
         transfer_syntax: str,
         data: bytes | BinaryIO,
     ) -> Path:
-        """Write one whole instance from bytes or a readable stream; returns its path."""
+        """Write one whole instance from bytes or a readable stream; returns its path
+        (`InvalidInstance` when it fails its check)."""
         pending = self.open(sop_class_uid, sop_instance_uid, transfer_syntax)
         try:
             if isinstance(data, (bytes, bytearray, memoryview)):

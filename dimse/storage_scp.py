@@ -1,15 +1,19 @@
 """A storage SCP that writes what it receives to a directory: the receiving end of
 `dicomscu --move`, and a small example of the `Handlers` hook API.
 
-Every storage SOP class is accepted, in any transfer syntax offered; each instance
-is streamed to `OUTPUT/<SOP Instance UID>.dcm` (names from validated UIDs only, see
-`dimse.naming`) and made durable before success is answered.
+Every storage SOP class is accepted, in the requestor's first offered syntax that we
+know (or in the uncompressed ones only, `accept_compressed=False`); each instance is
+streamed to `OUTPUT/<SOP Instance UID>.dcm` (names from validated UIDs only, see
+`dimse.naming`), checked (dimse/received.py) and made durable before success is
+answered.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,9 +22,21 @@ if TYPE_CHECKING:
 
 from dimse.messages import C_STORE_RQ
 from dimse.results import ReceivedInstance
-from dimse.scp import OUT_OF_RESOURCES, SUCCESS, Caller, Handlers, Provider, StoreSink
-from dimse.storage import InstanceWriter, PendingInstance
+from dimse.scp import (
+    OUT_OF_RESOURCES,
+    SUCCESS,
+    Caller,
+    Handlers,
+    HandlerStatus,
+    Provider,
+    StoreSink,
+)
+from dimse.storage import InstanceWriter, InvalidInstance, PendingInstance
+from dimse.transfer.syntaxes import UNCOMPRESSED
+from dul.negotiation import RequestorsChoice
 from dul.transport import Timeouts
+
+log = logging.getLogger("dimse.storage_scp")
 
 
 class _PendingSink(StoreSink):
@@ -43,6 +59,10 @@ class _PendingSink(StoreSink):
     def commit(self) -> int:
         try:
             path = self.pending.commit()
+        except InvalidInstance as exc:
+            log.error("C-STORE %s refused: %s", self.record.sop_instance_uid, exc.refusal.reason)
+            self.on_commit.refuse(self.record.sop_instance_uid, exc.refusal.reason)
+            raise HandlerStatus(exc.refusal.status, exc.refusal.comment) from None
         except OSError:
             return OUT_OF_RESOURCES
         self.on_commit(
@@ -60,10 +80,15 @@ class _Recorder:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.received: list[ReceivedInstance] = []
+        self.refused: list[tuple[str, str]] = []  # (SOP Instance UID, why)
 
     def __call__(self, instance: ReceivedInstance) -> None:
         with self.lock:
             self.received.append(instance)
+
+    def refuse(self, sop_instance_uid: str, why: str) -> None:
+        with self.lock:
+            self.refused.append((sop_instance_uid, why))
 
 
 class DirectoryStorage(Handlers):
@@ -71,9 +96,20 @@ class DirectoryStorage(Handlers):
 
     serves_storage = True
 
-    def __init__(self, output: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self, output: str | os.PathLike[str], *, fsync: bool = True, accept_compressed: bool = True
+    ) -> None:
         self.writer = InstanceWriter(output, fsync=fsync)
         self.recorder = _Recorder()
+        self.accept_compressed = accept_compressed
+
+    def contexts(self) -> Mapping[str, Sequence[str] | RequestorsChoice]:
+        supported = dict(super().contexts())
+        if not self.accept_compressed:
+            for uid, syntaxes in supported.items():
+                if isinstance(syntaxes, RequestorsChoice):
+                    supported[uid] = UNCOMPRESSED
+        return supported
 
     def open_store(
         self, caller: Caller, request: C_STORE_RQ, transfer_syntax: str
@@ -106,9 +142,10 @@ class StorageSCP:
         port: int = 0,
         host: str = "0.0.0.0",
         timeouts: Timeouts = Timeouts(),
+        accept_compressed: bool = True,
     ) -> None:
         self.output = Path(output)
-        self.handlers = DirectoryStorage(output)
+        self.handlers = DirectoryStorage(output, accept_compressed=accept_compressed)
         self.provider = Provider(
             self.handlers, ae_title=ae_title, host=host, port=port, timeouts=timeouts
         )
@@ -121,6 +158,12 @@ class StorageSCP:
     def received(self) -> list[ReceivedInstance]:
         with self.handlers.recorder.lock:
             return list(self.handlers.recorder.received)
+
+    @property
+    def refused(self) -> list[tuple[str, str]]:
+        """Instances that failed their check: (SOP Instance UID, why)."""
+        with self.handlers.recorder.lock:
+            return list(self.handlers.recorder.refused)
 
     def __enter__(self) -> StorageSCP:
         self.provider.start()
