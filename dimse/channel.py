@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 from dimse.commands import Command
-from dimse.datasets import UNCOMPRESSED, encode_dataset
 from dimse.errors import DimseError
 from dimse.files import Part10Info
 from dimse.fragments import Reassembler, ReceivedMessage, fragment_message, stream_runs
 from dimse.messages import DimseMessage, message_from_command
+from dimse.transfer.convert import Converted, Decompress, choose, convert, needs_conversion
 from dul.errors import AbortReason, AssociationAborted
 from dul.items import Buffer
 from dul.negotiation import NegotiatedContext
@@ -91,6 +92,8 @@ class MessageChannel:
         self.reassembler = Reassembler(self.contexts, data_sink=self._sinks.open)
         self._ready: deque[ReceivedMessage] = deque()
         self._message_id = 0
+        #: where converted data sets bigger than memory allows are spooled (None: tmp)
+        self.spool_dir: Path | None = None
 
     def set_data_sink(self, sink: Callable[[int, Command], BinaryIO | None] | None) -> None:
         """Where the data sets of the next messages go (None: memory, then a spool)."""
@@ -122,25 +125,30 @@ class MessageChannel:
         return None
 
     def store_context(
-        self, sop_class: str, syntax: str | None, *, scp: bool = False
+        self,
+        sop_class: str,
+        syntax: str,
+        encoding: str = "",
+        decompress: Decompress = Decompress.LOSSLESS,
+        *,
+        scp: bool = False,
     ) -> NegotiatedContext | None:
-        """The context on which to send an instance of `sop_class` held in `syntax`:
-        one with that very syntax (sent as it is), else, for an uncompressed (or
-        unknown) syntax, one with any uncompressed syntax (converted on the way)."""
-        if syntax is not None:
-            exact = self.find_context(sop_class, syntax, scp=scp)
-            if exact is not None:
-                return exact
-            if syntax not in UNCOMPRESSED:
-                return None
+        """The context on which to send an instance of `sop_class` held in `syntax`
+        (`encoding`: see `Part10Info`): one with that very syntax, sent as it is, else
+        one whose syntax it converts to exactly (`dimse.transfer.convert.choose`).
+        None when no context of `sop_class` was accepted (with the SCP role, for
+        `scp`); `Unconvertible` when none takes the instance."""
+        by_syntax: dict[str, NegotiatedContext] = {}
         for context in self.contexts.values():
             if (
                 context.abstract_syntax == sop_class
-                and context.transfer_syntax in UNCOMPRESSED
+                and context.transfer_syntax is not None
                 and (context.scp_role or not scp)
             ):
-                return context
-        return None
+                by_syntax.setdefault(context.transfer_syntax, context)
+        if not by_syntax:
+            return None
+        return by_syntax[choose(syntax, encoding, list(by_syntax), decompress)]
 
     # -- sending ----------------------------------------------------------------------
 
@@ -162,19 +170,15 @@ class MessageChannel:
         self, context: NegotiatedContext, message: DimseMessage, info: Part10Info
     ) -> PreparedMessage:
         """A C-STORE-RQ with a file's data set, ready to send: its first PDUs built and
-        the file's first bytes read (OSError here: nothing was sent). The data set goes
-        as it is when the context's transfer syntax is the file's, else it is read by
-        pydicom and converted."""
+        the file's first bytes read (OSError, or `Unconvertible`, here: nothing was
+        sent). The data set goes as it is when the context's transfer syntax is the
+        file's, else it is converted first (`dimse.transfer.convert`)."""
         message = message.with_data_set(True)
-        if context.transfer_syntax == info.transfer_syntax:
-            return PreparedMessage(self._file_runs(context.context_id, message, info))
         assert context.transfer_syntax is not None
-        from pydicom.filereader import dcmread  # to convert; a file sent as it is needs none
-
-        data = encode_dataset(dcmread(info.path), context.transfer_syntax)
-        return PreparedMessage(
-            fragment_message(context.context_id, message.encode(), data, self.max_pdu)
-        )
+        if not needs_conversion(info, context.transfer_syntax):
+            return PreparedMessage(self._file_runs(context.context_id, message, info))
+        converted = convert(info, context.transfer_syntax, spool_dir=self.spool_dir)
+        return PreparedMessage(self._converted_runs(context.context_id, message, converted))
 
     def _file_runs(
         self, context_id: int, message: DimseMessage, info: Part10Info
@@ -184,6 +188,16 @@ class MessageChannel:
             yield from stream_runs(
                 context_id, message.encode(), stream, info.dataset_length, self.max_pdu
             )
+
+    def _converted_runs(
+        self, context_id: int, message: DimseMessage, converted: Converted
+    ) -> Iterator[Sendable]:
+        try:
+            yield from stream_runs(
+                context_id, message.encode(), converted.stream, converted.length, self.max_pdu
+            )
+        finally:
+            converted.close()
 
     def send_prepared(
         self, prepared: PreparedMessage, progress: Callable[[int], None] | None = None

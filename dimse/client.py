@@ -25,9 +25,16 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from dimse.channel import MessageChannel, PreparedMessage
 from dimse.commands import DATA_SET_PRESENT, Command
-from dimse.datasets import COMPRESSED, UNCOMPRESSED, decode_dataset, encode_dataset
+from dimse.datasets import (
+    EXPLICIT_VR_BIG_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    UNCOMPRESSED,
+    decode_dataset,
+    encode_dataset,
+)
 from dimse.errors import DimseError
-from dimse.files import Part10Info, read_part10_info
+from dimse.file_check import check_file
+from dimse.files import Part10Info
 from dimse.fragments import ReceivedMessage
 from dimse.messages import (
     C_CANCEL_RQ,
@@ -46,15 +53,18 @@ from dimse.messages import (
     Response,
 )
 from dimse.models import MODELS, VERIFICATION, Root
+from dimse.proposals import MAX_CONTEXTS, get_storage_contexts
+from dimse.proposals import store_contexts as store_contexts
 from dimse.results import FindResponse, ReceivedInstance, RetrieveResponse, StoreResult
 from dimse.status import Status
-from dimse.storage import InstanceWriter, PendingInstance
+from dimse.storage import InstanceWriter, InvalidInstance, PendingInstance
 from dimse.storage_classes import (
     COMMON_STORAGE_SOP_CLASSES,
     storage_sop_class_set,
     storage_sop_classes,
 )
-from dul.errors import AssociationAborted, ConnectionFailed, DulTimeout
+from dimse.transfer.convert import Decompress, Unconvertible, convert_bytes
+from dul.errors import AssociationAborted, AssociationError, ConnectionFailed, DulTimeout
 from dul.items import UserIdentityRQSubItem
 from dul.negotiation import NegotiatedContext, ProposedContext, build_request
 from dul.transport import Timeouts, request_association
@@ -94,11 +104,14 @@ def connect(
     ssl_context: ssl.SSLContext | None = None,
     user_identity: UserIdentityRQSubItem | None = None,
     async_window: int | None = None,
+    decompress: Decompress = Decompress.LOSSLESS,
 ) -> Association:
     """Open an association; use it as a context manager (released on exit).
 
     `async_window` proposes the Asynchronous Operations Window (PS3.7 D.3.3.3): up
     to that many requests outstanding at once (`store_many` uses what the peer grants).
+    `decompress`: which compressed instances `store` may decompress for a peer that
+    did not accept their syntax (`dimse.transfer.convert`).
     """
     _check_ae(calling_ae, "calling")
     _check_ae(called_ae, "called")
@@ -125,7 +138,7 @@ def connect(
             f"the TLS connection to {host}:{port} was closed before the association was "
             f"answered ({exc}); the server may require a client certificate, or refuse ours"
         ) from exc
-    return Association(MessageChannel(channel), timeouts)
+    return Association(MessageChannel(channel), timeouts, decompress)
 
 
 def _store_request(
@@ -159,14 +172,18 @@ def _tls_refusal(exc: AssociationAborted | DulTimeout) -> bool:
 
 
 def query_contexts(
-    root: Root, operation: str, storage_classes: Sequence[str] | None = None
+    root: Root,
+    operation: str,
+    storage_classes: Sequence[str] | None = None,
+    *,
+    compressed: bool = True,
 ) -> list[ProposedContext]:
     """The contexts for a query ("find"), a retrieve ("move", "get") and echo.
 
     For "get" the storage classes are proposed too, since the instances come back
     on the same association (see `get_roles`): `storage_classes` when the caller
-    knows which to expect (each then uncompressed and compressed), else the common
-    classes and as many others as fit."""
+    knows which to expect, else the common classes and as many others as fit; each
+    uncompressed and, unless `compressed` is False, in every compressed syntax."""
     uids = MODELS[root]
     abstract = {"find": uids.find, "move": uids.move, "get": uids.get}[operation]
     if abstract is None:
@@ -176,19 +193,30 @@ def query_contexts(
         ProposedContext(VERIFICATION, UNCOMPRESSED),
     ]
     if operation == "get":
-        # The common classes twice: once uncompressed, once compressed, so that an
-        # instance kept compressed can come back as it is; then as many other classes
-        # as the 128 contexts of PS3.8 9.3.2.2 allow.
-        if storage_classes:
-            for uid in list(dict.fromkeys(storage_classes))[: (128 - len(contexts)) // 2]:
-                contexts.append(ProposedContext(uid, UNCOMPRESSED))
-                contexts.append(ProposedContext(uid, COMPRESSED))
-            return contexts
-        for uid in COMMON_STORAGE_SOP_CLASSES:
-            contexts.append(ProposedContext(uid, UNCOMPRESSED))
-            contexts.append(ProposedContext(uid, COMPRESSED))
-        rest = [uid for uid in storage_sop_classes() if uid not in COMMON_STORAGE_SOP_CLASSES]
-        contexts += [ProposedContext(uid, UNCOMPRESSED) for uid in rest[: 128 - len(contexts)]]
+        # One context per compressed syntax and class (dimse.proposals): the server
+        # then finds one for every instance as it is stored.
+        classes = list(storage_classes or COMMON_STORAGE_SOP_CLASSES)
+        planned = get_storage_contexts(classes, MAX_CONTEXTS - len(contexts), compressed=compressed)
+        if planned.dropped:
+            log.warning(
+                "C-GET: %d compressed presentation context(s) did not fit in %d; instances "
+                "of the last SOP classes can come back uncompressed only",
+                planned.dropped,
+                MAX_CONTEXTS,
+            )
+        if planned.dropped_classes:
+            log.warning(
+                "C-GET: %d SOP class(es) did not fit in %d presentation contexts; their "
+                "instances cannot come back on this association",
+                planned.dropped_classes,
+                MAX_CONTEXTS,
+            )
+        contexts += planned.contexts
+        if not storage_classes:
+            rest = [uid for uid in storage_sop_classes() if uid not in COMMON_STORAGE_SOP_CLASSES]
+            contexts += [
+                ProposedContext(uid, UNCOMPRESSED) for uid in rest[: MAX_CONTEXTS - len(contexts)]
+            ]
     return contexts
 
 
@@ -198,37 +226,22 @@ def get_roles(contexts: Sequence[ProposedContext]) -> dict[str, tuple[bool, bool
     return {c.abstract_syntax: (False, True) for c in contexts if c.abstract_syntax in storage}
 
 
-def store_contexts(infos: Sequence[Part10Info]) -> list[ProposedContext]:
-    """For each SOP class: a context with each file's own transfer syntax, and for
-    uncompressed files one more offering all the uncompressed syntaxes, so that the
-    server may pick (we then convert). At most 128 contexts (PS3.8 9.3.2.2)."""
-    seen: dict[tuple[str, str], None] = {}
-    for info in infos:
-        seen[(info.sop_class_uid, info.transfer_syntax)] = None
-    contexts: list[ProposedContext] = []
-    converted: set[str] = set()
-    for sop_class, syntax in seen:
-        contexts.append(ProposedContext(sop_class, (syntax,)))
-        if syntax in UNCOMPRESSED and sop_class not in converted:
-            converted.add(sop_class)
-            others = tuple(ts for ts in UNCOMPRESSED if ts != syntax)
-            contexts.append(ProposedContext(sop_class, others))
-    if len(contexts) > 128:
-        raise ValueError(
-            f"{len(seen)} SOP class and transfer syntax pairs need {len(contexts)} presentation "
-            "contexts; one association holds 128; send the files in smaller groups"
-        )
-    return contexts
-
-
 class Association:
     """An open association, as service user. Not for use by several threads at once."""
 
-    def __init__(self, messages: MessageChannel, timeouts: Timeouts) -> None:
+    def __init__(
+        self,
+        messages: MessageChannel,
+        timeouts: Timeouts,
+        decompress: Decompress = Decompress.LOSSLESS,
+    ) -> None:
         self.messages = messages
         self.timeouts = timeouts
+        self.decompress = decompress
         self._get_writer: InstanceWriter | None = None
         self._received: list[ReceivedInstance] = []
+        #: instances a C-GET brought that failed their check: (SOP Instance UID, why)
+        self.refused: list[tuple[str, str]] = []
 
     @property
     def contexts(self) -> dict[int, NegotiatedContext]:
@@ -321,25 +334,36 @@ class Association:
 
     def store(
         self,
-        source: str | Path | Dataset,
+        source: str | Path | Part10Info | Dataset,
         priority: int = Priority.LOW,
         progress: Callable[[int], None] | None = None,
         move_originator: tuple[str, int] | None = None,
     ) -> StoreResult:
-        """C-STORE one instance: a DICOM file (streamed from disk when its transfer
-        syntax was accepted) or a Dataset. Raises `NoPresentationContext`.
+        """C-STORE one instance: a DICOM file (checked first, `dimse.file_check`; then
+        streamed from disk when its transfer syntax was accepted, else converted), a
+        file already checked (`Part10Info`) or a Dataset. Raises `NotDicomFile` for a
+        file that cannot be read exactly (nothing is sent), `NoPresentationContext`.
         `move_originator` is (AE title, Message ID) of the C-MOVE this serves."""
         message_id = self.messages.next_message_id()
-        if not isinstance(source, str | os.PathLike):  # a Dataset
+        if isinstance(source, Part10Info):
+            info = source
+        elif isinstance(source, str | os.PathLike):
+            info = check_file(source)  # NotDicomFile: nothing is sent
+            for note in info.notes:
+                log.warning("%s", note)
+        else:  # a Dataset
             return self._store_dataset(source, message_id, priority, move_originator)
-        info = read_part10_info(source)
-        context = self.messages.store_context(info.sop_class_uid, info.transfer_syntax)
-        if context is None:
-            raise self._refused(info.sop_class_uid, info.transfer_syntax)
+        context = self._store_context(info)
         request = _store_request(
             message_id, info.sop_class_uid, info.sop_instance_uid, priority, move_originator
         )
-        self.messages.send_instance(context, request, info, progress)
+        try:
+            prepared = self.messages.prepare_instance(context, request, info)
+        except Unconvertible as exc:  # nothing was sent
+            raise NoPresentationContext(
+                f"{info.path} (SOP Class {info.sop_class_uid}, SOP Instance {info.sop_instance_uid}) cannot be sent: {exc}"
+            ) from exc
+        self.messages.send_prepared(prepared, progress)
         response, _ = self._response(message_id, C_STORE_RSP)
         return StoreResult(
             response.get_status(), info.sop_class_uid, info.sop_instance_uid, info.path
@@ -362,9 +386,10 @@ class Association:
         window = self.window  # fixed by the A-ASSOCIATE-AC: read it once, not per file
         try:
             for info in infos:
-                context = self.messages.store_context(info.sop_class_uid, info.transfer_syntax)
-                if context is None:
-                    yield info, self._refused(info.sop_class_uid, info.transfer_syntax)
+                try:
+                    context = self._store_context(info)
+                except NoPresentationContext as exc:
+                    yield info, exc
                     continue
                 message_id = self.messages.next_message_id()
                 request = _store_request(
@@ -372,6 +397,13 @@ class Association:
                 )
                 try:
                     prepared = self.messages.prepare_instance(context, request, info)
+                except Unconvertible as exc:
+                    refusal = NoPresentationContext(
+                        f"{info.path} (SOP Class {info.sop_class_uid}, SOP Instance {info.sop_instance_uid}) cannot be sent: {exc}"
+                    )
+                    refusal.__cause__ = exc
+                    yield info, refusal
+                    continue
                 except (OSError, EOFError) as exc:
                     yield info, exc if isinstance(exc, OSError) else OSError(str(exc))
                     continue
@@ -382,6 +414,10 @@ class Association:
                 outstanding[message_id] = info
             while outstanding:
                 yield self._collect(outstanding)
+        except AssociationError as exc:
+            # Name what was on its way: those files' fate is not known.
+            exc.in_flight = tuple(info.path for info in outstanding.values())  # type: ignore[attr-defined]
+            raise
         finally:
             if prepared is not None:
                 prepared.close()
@@ -392,6 +428,20 @@ class Association:
         return info, StoreResult(
             response.get_status(), info.sop_class_uid, info.sop_instance_uid, info.path
         )
+
+    def _store_context(self, info: Part10Info) -> NegotiatedContext:
+        """The context to send `info` on; NoPresentationContext saying why there is none."""
+        try:
+            context = self.messages.store_context(
+                info.sop_class_uid, info.transfer_syntax, info.encoding, self.decompress
+            )
+        except Unconvertible as exc:
+            raise NoPresentationContext(
+                f"{info.path} (SOP Class {info.sop_class_uid}, SOP Instance {info.sop_instance_uid}) cannot be sent: {exc}"
+            ) from exc
+        if context is None:
+            raise self._refused(info.sop_class_uid, info.transfer_syntax)
+        return context
 
     def _refused(self, sop_class: str, syntax: str) -> NoPresentationContext:
         offered = [
@@ -416,15 +466,23 @@ class Association:
         sop_class = str(dataset.get("SOPClassUID", ""))
         sop_instance = str(dataset.get("SOPInstanceUID", ""))
         meta = getattr(dataset, "file_meta", None)
-        own_syntax = (
-            str(meta.TransferSyntaxUID)
-            if meta is not None and "TransferSyntaxUID" in meta
-            else None
-        )
-        context = self.messages.store_context(sop_class, own_syntax)
-        if context is None or context.transfer_syntax is None:
-            raise self._refused(sop_class, own_syntax or "any uncompressed transfer syntax")
-        data = encode_dataset(dataset, context.transfer_syntax)
+        syntax = str(getattr(meta, "TransferSyntaxUID", "") or "")
+        if not syntax:
+            # Binary values of a data set read from a file are in that file's byte order.
+            little = (getattr(dataset, "original_encoding", None) or (None, True))[1] is not False
+            syntax = EXPLICIT_VR_LITTLE_ENDIAN if little else EXPLICIT_VR_BIG_ENDIAN
+        try:
+            context = self.messages.store_context(sop_class, syntax, "", self.decompress)
+            if context is None or context.transfer_syntax is None:
+                raise self._refused(sop_class, syntax)
+            # pydicom writes it in its own syntax; our code makes any conversion.
+            data = encode_dataset(dataset, syntax)
+            if context.transfer_syntax != syntax:
+                data = convert_bytes(data, syntax, context.transfer_syntax)
+        except Unconvertible as exc:
+            raise NoPresentationContext(
+                f"SOP Instance {sop_instance} cannot be sent: {exc}"
+            ) from None
         request = _store_request(message_id, sop_class, sop_instance, priority, move_originator)
         self.messages.send(context.context_id, request, data)
         response, _ = self._response(message_id, C_STORE_RSP)
@@ -561,6 +619,7 @@ class Association:
                     getattr(response, "number_of_warning_suboperations", None),
                     failed,
                     message_id,
+                    getattr(response, "error_comment", None) or "",
                 )
         finally:
             if not final:
@@ -581,31 +640,38 @@ class Association:
         """A C-STORE sub-operation of our C-GET: keep the instance, answer it."""
         context = self.contexts[received.context_id]
         status = 0x0000
+        comment: str | None = None
         path: Path | None = None
         data = received.data_set
         handed_back: object = data  # our sink, when the data set was streamed to disk
-        if received.error is not None:
-            log.error("cannot write %s: %s", request.affected_sop_instance_uid, received.error)
-            status = 0xA700
-        elif isinstance(handed_back, PendingInstance):
-            try:
-                path = handed_back.commit()
-            except OSError as exc:
-                log.error("cannot write %s: %s", request.affected_sop_instance_uid, exc)
+        try:
+            if received.error is not None:
+                log.error("cannot write %s: %s", request.affected_sop_instance_uid, received.error)
                 status = 0xA700
-        elif data is not None and self._get_writer is not None and context.transfer_syntax:
-            try:
+            elif isinstance(handed_back, PendingInstance):
+                path = handed_back.commit()
+            elif data is not None and self._get_writer is not None and context.transfer_syntax:
                 path = self._get_writer.write(
                     request.affected_sop_class_uid,
                     request.affected_sop_instance_uid,
                     context.transfer_syntax,
                     data,
                 )
-            except OSError as exc:
-                log.error("cannot write %s: %s", request.affected_sop_instance_uid, exc)
-                status = 0xA700
-        else:
-            status = 0xA900 if data is None else 0x0124
+            elif data is None:
+                status = 0xA900
+            else:
+                status = 0x0124
+        except InvalidInstance as exc:  # checked before acknowledging: refused, not kept
+            log.error(
+                "C-GET: instance %s refused: %s",
+                request.affected_sop_instance_uid,
+                exc.refusal.reason,
+            )
+            self.refused.append((request.affected_sop_instance_uid, exc.refusal.reason))
+            status, comment = exc.refusal.status, exc.refusal.comment
+        except OSError as exc:
+            log.error("cannot write %s: %s", request.affected_sop_instance_uid, exc)
+            status = 0xA700
         if status == 0:
             self._received.append(
                 ReceivedInstance(
@@ -620,6 +686,7 @@ class Association:
             status=status,
             affected_sop_class_uid=request.affected_sop_class_uid,
             affected_sop_instance_uid=request.affected_sop_instance_uid,
+            error_comment=comment,
         )
         self.messages.send(received.context_id, response)
 

@@ -46,6 +46,7 @@ class RetrieveResponse:
     warning: int | None
     failed_sop_instances: tuple[str, ...] = field(default=())
     message_id: int = 0
+    comment: str = ""  # the Error Comment (0000,0902), when the peer sent one
 
 
 @dataclass(frozen=True)

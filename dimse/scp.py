@@ -30,11 +30,13 @@ if TYPE_CHECKING:
 
 from pydicom.dataset import Dataset
 
+from dimse import client
 from dimse.channel import MessageChannel
 from dimse.commands import Command, encode_command
 from dimse.datasets import UNCOMPRESSED, decode_dataset, encode_dataset
 from dimse.errors import DimseError
-from dimse.files import Part10Info, read_part10_info
+from dimse.file_check import check_file
+from dimse.files import NotDicomFile, Part10Info, read_part10_info
 from dimse.fragments import ReceivedMessage, fragment_message
 from dimse.messages import (
     C_CANCEL_RQ,
@@ -52,9 +54,13 @@ from dimse.messages import (
     Request,
 )
 from dimse.models import MODELS, VERIFICATION
+from dimse.proposals import plan_store
+from dimse.received import fit
 from dimse.storage_classes import STORAGE_SOP_CLASSES
+from dimse.transfer.convert import Decompress, Unconvertible
+from dimse.transfer.syntaxes import KNOWN
 from dul.errors import AssociationError, AssociationReleased
-from dul.negotiation import AcceptorPolicy, IdentityCheck, negotiate
+from dul.negotiation import AcceptorPolicy, IdentityCheck, RequestorsChoice, negotiate
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
 from dul.transport import Channel, Server, Timeouts
 
@@ -75,10 +81,12 @@ OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
 UNRECOGNIZED_OPERATION = 0x0211
 SOP_CLASS_NOT_SUPPORTED = 0x0122
+PROCESSING_FAILURE = 0x0110
 FAILED_SOP_INSTANCE_UID_LIST = 0x00080058
 
-#: Every transfer syntax offered is accepted for storage, preferring uncompressed ones.
-ANY_TRANSFER_SYNTAX = (*UNCOMPRESSED, "*")
+#: For storage, the requestor's first offered syntax that we can check and keep as
+#: received (`dimse.transfer.syntaxes.KNOWN`): the instance is then stored as it is.
+ANY_TRANSFER_SYNTAX = RequestorsChoice(frozenset(KNOWN))
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,8 @@ class StoreSink:
         pass
 
     def commit(self) -> int:  # pragma: no cover - interface
+        """The C-STORE status; raise `HandlerStatus(status, comment)` to give the
+        reason too (sent as the Error Comment, 64 characters at most)."""
         raise NotImplementedError
 
 
@@ -111,8 +121,8 @@ class Handlers:
     """The hook API. Every method has a safe default; override what you serve."""
 
     #: SOP classes and transfer syntaxes accepted (None: built from the flags below).
-    def contexts(self) -> Mapping[str, Sequence[str]]:
-        supported: dict[str, Sequence[str]] = {VERIFICATION: UNCOMPRESSED}
+    def contexts(self) -> Mapping[str, Sequence[str] | RequestorsChoice]:
+        supported: dict[str, Sequence[str] | RequestorsChoice] = {VERIFICATION: UNCOMPRESSED}
         if self.serves_storage:
             supported.update({uid: ANY_TRANSFER_SYNTAX for uid in STORAGE_SOP_CLASSES})
         if self.serves_query:
@@ -288,13 +298,18 @@ class _Session:
 
     @staticmethod
     def _call(action: Callable[[], int]) -> int:
+        return _Session._call_with_comment(action)[0]
+
+    @staticmethod
+    def _call_with_comment(action: Callable[[], int]) -> tuple[int, str | None]:
+        """The status a hook gives (a return, or a `HandlerStatus` with its comment)."""
         try:
-            return action()
+            return action(), None
         except HandlerStatus as exc:
-            return exc.status
+            return exc.status, exc.comment
         except Exception:
             log.exception("handler failed")
-            return 0x0110  # Processing failure
+            return PROCESSING_FAILURE, None
 
     # -- C-STORE ----------------------------------------------------------------------
 
@@ -302,25 +317,27 @@ class _Session:
         data = received.data_set
         # A data set streamed into a handler's sink comes back as that sink.
         handed_back: object = data
+        comment: str | None = None
         if received.error is not None:
             log.error("storing %s failed: %s", request.affected_sop_instance_uid, received.error)
             status = OUT_OF_RESOURCES
         elif isinstance(handed_back, StoreSink):
-            status = self._call(handed_back.commit)
+            status, comment = self._call_with_comment(handed_back.commit)
         elif data is None:
-            status = CANNOT_UNDERSTAND
+            status, comment = CANNOT_UNDERSTAND, "the C-STORE-RQ came without a data set"
         else:
             payload = data
-            status = self._call(
+            status, comment = self._call_with_comment(
                 lambda: self.handlers.store(
                     self.caller, request, payload, self._syntax(received.context_id)
                 )
             )
         log.info(
-            "C-STORE %r from %r: %04X",
+            "C-STORE %r from %r: %04X%s",
             request.affected_sop_instance_uid,
             self.caller.calling_ae,
             status,
+            f" ({comment})" if comment else "",
         )
         self._send(
             received.context_id,
@@ -329,6 +346,7 @@ class _Session:
                 status=status,
                 affected_sop_class_uid=request.affected_sop_class_uid,
                 affected_sop_instance_uid=request.affected_sop_instance_uid,
+                error_comment=fit(comment) if comment and status != SUCCESS else None,
             ),
         )
 
@@ -430,6 +448,7 @@ class _Session:
         kind = C_MOVE_RSP if isinstance(request, C_MOVE_RQ) else C_GET_RSP
         counts = {"remaining": 0, "completed": 0, "failed": 0, "warning": 0}
         failed: list[str] = []
+        reasons: list[str] = []  # why sub-operations failed, in brief for the Error Comment
 
         def respond(status: int, comment: str | None = None, final: bool = False) -> None:
             identifier = None
@@ -454,10 +473,23 @@ class _Session:
                 identifier,
             )
 
+        def fail(uid: str, reason: str, brief: str = "") -> None:
+            counts["failed"] += 1
+            if uid:
+                failed.append(uid)
+            reasons.append(brief or reason)
+            log.error("%s sub-operation for %r failed: %s", service, uid, reason)
+
+        service = "C-MOVE" if kind is C_MOVE_RSP else "C-GET"
         try:
             identifier = self._identifier(received)
             files = self.handlers.retrieve(self.caller, request, identifier)
-            infos = [read_part10_info(path) for path in files]
+            infos = []
+            for path in files:
+                try:
+                    infos.append(check_file(path))
+                except NotDicomFile as exc:  # changed or damaged since it was stored
+                    fail(_meta_uid(path), str(exc), "a stored file cannot be read")
             counts["remaining"] = len(infos)
             if isinstance(request, C_MOVE_RQ):
                 sender = self._move_sender(request)
@@ -469,15 +501,18 @@ class _Session:
                     if self._cancelled(request.message_id):
                         cancelled = True
                         break
-                    status = send(info)
+                    status, reason, brief = send(info)
                     counts["remaining"] -= 1
                     if status == SUCCESS:
                         counts["completed"] += 1
                     elif 0xB000 <= status <= 0xBFFF or status in (0x0001, 0x0107, 0x0116):
                         counts["warning"] += 1
                     else:
-                        counts["failed"] += 1
-                        failed.append(info.sop_instance_uid)
+                        fail(
+                            info.sop_instance_uid,
+                            reason or f"the destination answered {status:04X}H",
+                            brief,
+                        )
                     if counts["remaining"]:
                         respond(PENDING)
             if cancelled:
@@ -486,7 +521,7 @@ class _Session:
         except HandlerStatus as exc:
             log.info(
                 "%s from %r: %04X %s",
-                "C-MOVE" if kind is C_MOVE_RSP else "C-GET",
+                service,
                 self.caller.calling_ae,
                 exc.status,
                 exc.comment or "",
@@ -507,13 +542,15 @@ class _Session:
             final_status = SUCCESS
         log.info(
             "%s from %r: %d completed, %d failed, %d warning",
-            "C-MOVE" if kind is C_MOVE_RSP else "C-GET",
+            service,
             self.caller.calling_ae,
             counts["completed"],
             counts["failed"],
             counts["warning"],
         )
-        respond(final_status, final=True)
+        # The first reason travels in the Error Comment, so that the requestor can say
+        # why without reading our log (PS3.7 C.4).
+        respond(final_status, fit(reasons[0]) if reasons else None, final=True)
 
     def _move_sender(self, request: C_MOVE_RQ) -> Callable[[list[Part10Info]], _SubOperations]:
         address = self.handlers.destination(self.caller, request.move_destination.strip())
@@ -536,21 +573,27 @@ class _Session:
         return open_sender
 
 
-class _SubOperations:
-    """A context manager that sends one instance per call and returns its status."""
+#: A sub-operation's outcome: its status, why it failed, and that in a few words.
+Outcome = tuple[int, str, str]
 
-    def __enter__(self) -> Callable[[Part10Info], int]:
+
+class _SubOperations:
+    """A context manager that sends one instance per call and gives its `Outcome`."""
+
+    def __enter__(self) -> Callable[[Part10Info], Outcome]:
         return self.send
 
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def send(self, info: Part10Info) -> int:  # pragma: no cover - interface
+    def send(self, info: Part10Info) -> Outcome:  # pragma: no cover - interface
         raise NotImplementedError
 
 
 class _MoveSubOperations(_SubOperations):
-    """C-STORE sub-operations on a new association to the move destination."""
+    """C-STORE sub-operations on new associations to the move destination: one, or
+    several in turn when the instances need more than 128 presentation contexts
+    (`dimse.proposals.plan_store`)."""
 
     def __init__(
         self,
@@ -560,51 +603,76 @@ class _MoveSubOperations(_SubOperations):
         caller: Caller,
         infos: list[Part10Info],
     ) -> None:
-        from dimse import client
-
+        self.provider = provider
+        self.address = address
         self.request = request
         self.caller = caller
         self.association: client.Association | None = None
-        if not infos:
-            return
+        self.unreachable = ""
+        # Each file's group; its association is opened when its first file comes.
+        self.groups = plan_store(infos, provider.decompress)
+        self.group_of = {id(info): n for n, group in enumerate(self.groups) for info in group.infos}
+        self.current = -1
+
+    def _open(self, group: int) -> None:
+        self._close()
+        self.current = group
         try:
             self.association = client.connect(
-                address[0],
-                address[1],
-                calling_ae=provider.ae_title,
-                called_ae=request.move_destination.strip(),
-                contexts=client.store_contexts(infos),
-                timeouts=provider.timeouts,
+                self.address[0],
+                self.address[1],
+                calling_ae=self.provider.ae_title,
+                called_ae=self.request.move_destination.strip(),
+                contexts=self.groups[group].contexts,
+                timeouts=self.provider.timeouts,
+                decompress=self.provider.decompress,
             )
+            self.association.messages.spool_dir = self.provider.spool_dir
         except (AssociationError, OSError) as exc:
-            # Every instance is then a failed sub-operation (`send` answers A702), so
-            # that the final response carries the failed count and the Failed SOP
-            # Instance UID List (PS3.4 C.4.2.3.1; ROBUSTNESS 34).
-            log.warning("move destination %s unreachable: %s", request.move_destination, exc)
+            # Every instance is then a failed sub-operation, so that the final response
+            # carries the failed count and the Failed SOP Instance UID List (PS3.4
+            # C.4.2.3.1; ROBUSTNESS 34).
+            log.warning("move destination %s unreachable: %s", self.request.move_destination, exc)
+            self.unreachable = f"move destination unreachable: {exc}"
 
-    def send(self, info: Part10Info) -> int:
-        from dimse.client import NoPresentationContext
-
+    def send(self, info: Part10Info) -> Outcome:
+        group = self.group_of.get(id(info), self.current)
+        if group != self.current:
+            self._open(group)
         if self.association is None:
-            return UNABLE_TO_PERFORM_SUB_OPERATIONS
+            why = self.unreachable or "no association"
+            return UNABLE_TO_PERFORM_SUB_OPERATIONS, why, "move destination unreachable"
         try:
             result = self.association.store(
-                info.path, move_originator=(self.caller.calling_ae, self.request.message_id)
+                info, move_originator=(self.caller.calling_ae, self.request.message_id)
             )
-        except NoPresentationContext:
-            return SOP_CLASS_NOT_SUPPORTED
+        except client.NoPresentationContext as exc:
+            brief = getattr(exc.__cause__, "brief", "") or "no presentation context for it"
+            return SOP_CLASS_NOT_SUPPORTED, str(exc), brief
         except AssociationError as exc:
             log.warning("move sub-operation failed: %s", exc)
             self.association = None
-            return UNABLE_TO_PERFORM_SUB_OPERATIONS
-        return result.status.code
+            self.unreachable = f"the association to the destination ended: {exc}"
+            return UNABLE_TO_PERFORM_SUB_OPERATIONS, self.unreachable, "the destination aborted"
+        status = result.status
+        if status.is_success:
+            return status.code, "", ""
+        return (
+            status.code,
+            f"the destination answered {status}",
+            f"the destination answered {status.code:04X}H",
+        )
 
-    def __exit__(self, *exc: object) -> None:
+    def _close(self) -> None:
         if self.association is not None:
             try:
                 self.association.release()
             except AssociationError:
                 pass
+            self.association = None
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
 
 
 class _GetSubOperations(_SubOperations):
@@ -613,25 +681,38 @@ class _GetSubOperations(_SubOperations):
     def __init__(self, session: _Session) -> None:
         self.session = session
 
-    def send(self, info: Part10Info) -> int:
+    def send(self, info: Part10Info) -> Outcome:
         messages = self.session.messages
-        context = messages.store_context(info.sop_class_uid, info.transfer_syntax, scp=True)
-        if context is None:
-            log.warning(
-                "C-GET: the requestor accepted no context (with the SCP role) for %s in %s",
+        provider = self.session.provider
+        try:
+            context = messages.store_context(
                 info.sop_class_uid,
                 info.transfer_syntax,
+                info.encoding,
+                provider.decompress,
+                scp=True,
             )
-            return SOP_CLASS_NOT_SUPPORTED
+        except Unconvertible as exc:
+            return SOP_CLASS_NOT_SUPPORTED, str(exc), exc.brief
+        if context is None:
+            return (
+                SOP_CLASS_NOT_SUPPORTED,
+                f"the requestor accepted no context with the SCP role for SOP class {info.sop_class_uid}",
+                "no context with the SCP role for its SOP class",
+            )
         message_id = messages.next_message_id()
         request = C_STORE_RQ(
             message_id=message_id,
             affected_sop_class_uid=info.sop_class_uid,
             affected_sop_instance_uid=info.sop_instance_uid,
         )
-        messages.send_instance(context, request, info)
+        messages.spool_dir = provider.spool_dir
+        try:
+            messages.send_instance(context, request, info)
+        except Unconvertible as exc:
+            return PROCESSING_FAILURE, str(exc), exc.brief
         while True:
-            received = messages.receive(self.session.provider.timeouts.dimse)
+            received = messages.receive(provider.timeouts.dimse)
             try:
                 message = messages.message_of(received)
             except DimseError:
@@ -640,11 +721,27 @@ class _GetSubOperations(_SubOperations):
                 isinstance(message, C_STORE_RSP)
                 and message.message_id_being_responded_to == message_id
             ):
-                return message.status
+                status = message.status
+                if status in (SUCCESS, 0x0001, 0x0107, 0x0116) or 0xB000 <= status <= 0xBFFF:
+                    return status, "", ""
+                said = f": {message.error_comment}" if message.error_comment else ""
+                return (
+                    status,
+                    f"the requestor answered {status:04X}H{said}",
+                    f"the requestor answered {status:04X}H{said}",
+                )
             if isinstance(message, C_CANCEL_RQ):
                 messages.push_back(received)  # the retrieve loop sees it at its next check
                 continue
             log.warning("ignoring %s during a C-GET sub-operation", message.NAME)
+
+
+def _meta_uid(path: Path) -> str:
+    """The SOP Instance UID a file's meta group gives, for the failed list ('' if none)."""
+    try:
+        return read_part10_info(path).sop_instance_uid
+    except NotDicomFile:
+        return ""
 
 
 class Provider:
@@ -666,14 +763,21 @@ class Provider:
         identity_check: IdentityCheck | None = None,
         allow_password_without_tls: bool = False,
         async_window: tuple[int, int] | None = (1, 32),
+        decompress: Decompress = Decompress.LOSSLESS,
+        spool_dir: Path | None = None,
     ) -> None:
         """`max_pdu`: the largest P-DATA-TF we receive (PS3.8 D.1); 1 MiB by default,
         so that a 2 MiB instance arrives in 3 PDUs rather than 128 (the receive buffer
         of each association is bounded by it).
         `ssl_context`: TLS on every connection (`dul.tls.server_context`).
         `identity_check`: the user identity hook (`dimse.identity.IdentityHook`); a
-        username and passcode without TLS is refused unless `allow_password_without_tls`."""
+        username and passcode without TLS is refused unless `allow_password_without_tls`.
+        `decompress`: which compressed instances C-MOVE and C-GET may decompress for a
+        peer that takes only uncompressed ones; `spool_dir`: where a converted data set
+        too large for memory is spooled (None: the system's temporary folder)."""
         self.handlers = handlers
+        self.decompress = decompress
+        self.spool_dir = spool_dir
         self.ae_title = ae_title
         self.timeouts = timeouts
         self.policy = AcceptorPolicy(

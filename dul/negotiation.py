@@ -17,6 +17,8 @@ Decisions where the standard leaves room, so that a peer knows what to expect:
 - A context without an abstract syntax: result 3; without a transfer syntax: 4.
 - The transfer syntax is the first of *our* preference list that the requestor
   offered; "*" in our list stands for any offered syntax, in the requestor's order.
+  A `RequestorsChoice` instead takes the requestor's first offered syntax among a set:
+  a storage SCP that keeps instances as received lets the requestor's order win.
 - A calling AE title that is blank or holds control characters or a backslash is
   never valid (PS3.5 AE): rejected as "calling AE title not recognized" (1, 1, 3).
 - User identity (PS3.7 D.3.3.7) is checked only when the policy has an
@@ -154,17 +156,26 @@ server response (sent when the requestor asked for a positive response)."""
 USERNAME_AND_PASSCODE = 2
 
 
+@dataclass(frozen=True)
+class RequestorsChoice:
+    """Accept the first transfer syntax the requestor offers that is in `syntaxes`
+    (PS3.8 9.3.2.2 lists them in the requestor's order of preference)."""
+
+    syntaxes: frozenset[str]
+
+
 @dataclass
 class AcceptorPolicy:
     """What an acceptor agrees to.
 
     `contexts` maps an abstract syntax to the transfer syntaxes we accept for it, in
-    our order of preference ("*" = any the requestor offers). `scp_roles` lists the
+    our order of preference ("*" = any the requestor offers), or to a
+    `RequestorsChoice`. `scp_roles` lists the
     SOP classes on which the requestor may act as SCP (C-GET's storage classes).
     """
 
     ae_title: str
-    contexts: Mapping[str, Sequence[str]]
+    contexts: Mapping[str, Sequence[str] | RequestorsChoice]
     check_called_ae: bool = False
     calling_ae_allowed: Callable[[str], bool] | None = None
     max_pdata_length: int = 16384
@@ -189,8 +200,10 @@ def valid_ae_title(title: str) -> bool:
     )
 
 
-def _choose(offered: Sequence[str], ours: Sequence[str]) -> str | None:
+def _choose(offered: Sequence[str], ours: Sequence[str] | RequestorsChoice) -> str | None:
     offered_clean = [uid_text(ts) for ts in offered]
+    if isinstance(ours, RequestorsChoice):
+        return next((ts for ts in offered_clean if ts in ours.syntaxes), None)
     for preference in ours:
         if preference == "*":
             return offered_clean[0] if offered_clean else None
