@@ -61,6 +61,7 @@ def open_association(
             ssl_context=settings.ssl_context,
             async_window=async_window,
             user_identity=settings.user_identity,
+            decompress=settings.decompress,
         )
     except AssociationRejected as exc:
         if settings.user_identity is not None and (exc.source, exc.reason) == (2, 1):

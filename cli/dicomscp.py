@@ -33,6 +33,7 @@ from dimse.archive import Archive, ArchiveLocked
 from dimse.archive_service import ArchiveHandlers
 from dimse.identity import IdentityHook, hash_password, users_check
 from dimse.scp import Provider
+from dimse.transfer.convert import Decompress
 from dul.negotiation import valid_ae_title
 from dul.tls import TlsConfigError, server_context
 
@@ -65,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--check-called-ae", action="store_true", help="refuse associations not addressed to our AE title")
     parser.add_argument("--max-associations", type=int, help="associations served at once (default 64)")
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync (faster; an acknowledged instance may be lost on power failure)")
+    parser.add_argument(
+        "--decompress",
+        choices=("never", "lossless", "lossy"),
+        help="C-MOVE/C-GET to a peer that takes no compressed syntax: decompress lossless "
+        "compressions only (default), lossy ones too, or never",
+    )
     parser.add_argument("--tls-cert", type=Path, metavar="FILE", help="TLS: our certificate (PEM); every connection is then TLS")
     parser.add_argument("--tls-key", type=Path, metavar="FILE", help="TLS: our private key (PEM, no password)")
     parser.add_argument("--tls-ca", type=Path, metavar="FILE", help="TLS: require client certificates signed by this CA (PEM)")
@@ -107,6 +114,8 @@ def settings(args: argparse.Namespace) -> ServerConfig:
         config.max_associations = args.max_associations
     if args.no_fsync:
         config.fsync = False
+    if args.decompress:
+        config.decompress = args.decompress
     for key in ("tls_cert", "tls_key", "tls_ca"):
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
@@ -200,6 +209,8 @@ def serve(config: ServerConfig, stop: threading.Event) -> int:
             ssl_context=ssl_context,
             identity_check=identity_hook(config),
             allow_password_without_tls=config.allow_password_without_tls,
+            decompress=Decompress(config.decompress),
+            spool_dir=archive.spool_dir,
         )
     except OSError as exc:
         archive.close()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from cli.parser import DEFAULT_MAX_PDU, PRIORITIES, port_number
 from dimse.models import Root
+from dimse.transfer.convert import Decompress
 from dul.items import UserIdentityRQSubItem
 from dul.transport import Timeouts
 
@@ -64,6 +65,8 @@ class Settings:
     priority: int = PRIORITIES["low"]
     async_window: int | None = None  # --store: asynchronous operations window to propose
     associations: int = 1  # --store: associations at once
+    decompress: Decompress = Decompress.LOSSLESS  # --store: what may be decompressed
+    accept_compressed: bool = True  # --move/--get: take compressed instances as they come
     notes: tuple[str, ...] = ()  # warnings about the command line, to print
     ssl_context: ssl.SSLContext | None = None
     user_identity: UserIdentityRQSubItem | None = None
@@ -264,6 +267,8 @@ def resolve(args: argparse.Namespace) -> Settings:
         priority=PRIORITIES[args.priority],
         async_window=args.async_window,
         associations=args.associations,
+        decompress=Decompress(args.decompress),
+        accept_compressed=args.accept == "any",
         notes=tuple(notes),
         ssl_context=ssl_context,
         user_identity=user_identity,

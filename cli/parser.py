@@ -172,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument(
         "-r", "--recursive", action="store_true", help="send the files of subdirectories too"
     )
+    store.add_argument(
+        "--decompress",
+        choices=("never", "lossless", "lossy"),
+        default="lossless",
+        help="dicomscu: decompress a file the server does not take compressed: lossless "
+        "compressions only (default), lossy ones too (marked Lossy Image Compression 01), "
+        "or never (as DCMTK storescu +dls/+dly)",
+    )
 
     query = parser.add_argument_group("C-FIND, C-MOVE, C-GET")
     query.add_argument(
@@ -237,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--move-destination",
         metavar="AE",
         help="dicomscu: C-MOVE to this AE title instead of ourselves (no local listener)",
+    )
+    retrieve.add_argument(
+        "--accept",
+        choices=("any", "uncompressed"),
+        default="any",
+        help="dicomscu: transfer syntaxes we take the instances in: any we know, kept as "
+        "they come (default), or uncompressed only (the server must decompress)",
     )
 
     network = parser.add_argument_group("network (dicomscu)")

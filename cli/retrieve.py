@@ -7,7 +7,12 @@ sends to that AE, and we only report the counts.
 
 C-GET: the instances come back on the same association; the storage SOP classes are
 proposed with the SCP role (PS3.7 D.3.3.4), as `client.query_contexts` and
-`client.get_roles` arrange.
+`client.get_roles` arrange: uncompressed, and in each compressed syntax alone, so
+that every instance can come as it is stored (`--accept uncompressed`: uncompressed
+only, for the server to decompress).
+
+Every instance received is checked before it is acknowledged (dimse/received.py);
+one that fails is refused, named, and makes the exit status 1.
 
 Exit status 1 when the final status is a failure, or when a sub-operation failed
 (status B000H with failures counted: some instances did not arrive).
@@ -60,11 +65,25 @@ def _follow(responses: Iterator[RetrieveResponse], service: str) -> RetrieveResp
     raise AssertionError("the responses ended without a final one")
 
 
-def _conclude(final: RetrieveResponse, received: int, settings: Settings, context: Context) -> int:
+def _conclude(
+    final: RetrieveResponse,
+    received: int,
+    settings: Settings,
+    context: Context,
+    refused: list[tuple[str, str]] | None = None,
+) -> int:
+    """Report the final response; the exit status. `refused`: instances that arrived
+    and failed our check (SOP Instance UID, why): each named, and a failure."""
     service = "C-MOVE" if settings.operation == "move" else "C-GET"
     status = final.status
+    for uid, why in refused or ():
+        log.error("%s: instance %s arrived and was refused (not kept): %s", service, uid, why)
     if status.is_failure or status.is_cancel:
-        log.error("%s", explain_status(status, context))
+        log.error("%s", explain_status(status, context))  # the status holds its comment
+        if final.failed_sop_instances:
+            log.error(
+                "%s: failed SOP Instance UIDs: %s", service, ", ".join(final.failed_sop_instances)
+            )
         return 1
     where = f" into {settings.output}" if received else ""
     log.info(
@@ -85,6 +104,8 @@ def _conclude(final: RetrieveResponse, received: int, settings: Settings, contex
             failed_uids,
         )
         return 1
+    if refused:
+        return 1
     if status.is_warning:
         log.warning("%s ended with a warning: %s", service, status)
     if not final.completed and not received and not final.warning:
@@ -102,17 +123,17 @@ def _retrieve(
     contexts: list[ProposedContext],
     start: Callable[[client.Association], Iterator[RetrieveResponse]],
     roles: dict[str, tuple[bool, bool]] | None = None,
-) -> tuple[RetrieveResponse | None, int]:
+) -> tuple[RetrieveResponse | None, int, list[tuple[str, str]]]:
     """Run one retrieve; (final response or None when refused, instances received on
-    the association)."""
+    the association, instances refused by our check)."""
     service = "C-MOVE" if settings.operation == "move" else "C-GET"
     with open_association(settings, contexts, roles) as association:
         try:
             final = _follow(start(association), service)
         except client.NoPresentationContext as exc:  # released normally, then reported
             log.error("%s", explain_exception(exc, context))
-            return None, 0
-        return final, len(association.received)
+            return None, 0, []
+        return final, len(association.received), association.refused
 
 
 def run_move(settings: Settings, context: Context, query: Query) -> int:
@@ -123,7 +144,7 @@ def run_move(settings: Settings, context: Context, query: Query) -> int:
         return association.move(query.identifier, query.root, destination, settings.priority)
 
     if destination != settings.calling_ae:  # a third party receives: nothing listens here
-        final, _ = _retrieve(settings, context, contexts, start)
+        final, _, _ = _retrieve(settings, context, contexts, start)
         return 1 if final is None else _conclude(final, 0, settings, context)
 
     assert settings.port_scp is not None
@@ -131,7 +152,12 @@ def run_move(settings: Settings, context: Context, query: Query) -> int:
     with contextlib.ExitStack() as stack:
         try:
             listener = stack.enter_context(
-                StorageSCP(settings.output, ae_title=settings.calling_ae, port=settings.port_scp)
+                StorageSCP(
+                    settings.output,
+                    ae_title=settings.calling_ae,
+                    port=settings.port_scp,
+                    accept_compressed=settings.accept_compressed,
+                )
             )
         except OSError as exc:
             log.error(
@@ -147,10 +173,10 @@ def run_move(settings: Settings, context: Context, query: Query) -> int:
             settings.calling_ae,
             settings.output,
         )
-        final, _ = _retrieve(settings, context, contexts, start)
+        final, _, _ = _retrieve(settings, context, contexts, start)
     if final is None:
         return 1
-    return _conclude(final, len(listener.received), settings, context)
+    return _conclude(final, len(listener.received), settings, context, listener.refused)
 
 
 def _expected_sop_classes(settings: Settings, query: Query) -> list[str] | None:
@@ -179,10 +205,17 @@ def _expected_sop_classes(settings: Settings, query: Query) -> list[str] | None:
 def run_get(settings: Settings, context: Context, query: Query) -> int:
     settings.output.mkdir(parents=True, exist_ok=True)
     writer = InstanceWriter(settings.output)
-    contexts = client.query_contexts(query.root, "get", _expected_sop_classes(settings, query))
+    contexts = client.query_contexts(
+        query.root,
+        "get",
+        _expected_sop_classes(settings, query),
+        compressed=settings.accept_compressed,
+    )
 
     def start(association: client.Association) -> Iterator[RetrieveResponse]:
         return association.get(query.identifier, query.root, writer, settings.priority)
 
-    final, received = _retrieve(settings, context, contexts, start, client.get_roles(contexts))
-    return 1 if final is None else _conclude(final, received, settings, context)
+    final, received, refused = _retrieve(
+        settings, context, contexts, start, client.get_roles(contexts)
+    )
+    return 1 if final is None else _conclude(final, received, settings, context, refused)

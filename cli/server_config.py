@@ -12,6 +12,8 @@
     move_allowed_aes = []            # empty: any allowed caller may C-MOVE
     duplicates = "replace"           # replace | keep | reject
     fsync = true
+    decompress = "lossless"          # C-MOVE/C-GET to a peer that takes no compressed
+                                     # syntax: never | lossless | lossy
 
     [destinations]                   # C-MOVE destinations: AE title -> "host:port"
     STORESCP = "127.0.0.1:11113"
@@ -74,6 +76,7 @@ class ServerConfig:
     move_allowed_aes: frozenset[str] = frozenset()
     duplicates: str = "replace"
     fsync: bool = True
+    decompress: str = "lossless"
     destinations: dict[str, tuple[str, int]] = field(default_factory=dict)
     timeouts: Timeouts = field(default_factory=Timeouts)
     tls_cert: Path | None = None
@@ -94,7 +97,9 @@ def parse_address(text: str, where: str) -> tuple[str, int]:
 
 def _ae(value: Any, where: str) -> str:
     if not isinstance(value, str) or not valid_ae_title(value):
-        raise ConfigError(f"{where}: {value!r} is not an AE title (1 to 16 characters, no backslash)")
+        raise ConfigError(
+            f"{where}: {value!r} is not an AE title (1 to 16 characters, no backslash)"
+        )
     return value.strip()
 
 
@@ -164,11 +169,17 @@ def load_config(path: Path) -> ServerConfig:
             if data["duplicates"] not in ("replace", "keep", "reject"):
                 raise ConfigError("duplicates must be replace, keep or reject")
             config.duplicates = data["duplicates"]
+        if "decompress" in data:
+            if data["decompress"] not in ("never", "lossless", "lossy"):
+                raise ConfigError("decompress must be never, lossless or lossy")
+            config.decompress = data["decompress"]
         destinations = data.get("destinations", {})
         if not isinstance(destinations, dict):
             raise ConfigError('[destinations] must be a table: AE = "host:port"')
         for ae, address in destinations.items():
-            config.destinations[_ae(ae, "destinations")] = parse_address(str(address), f"destinations.{ae}")
+            config.destinations[_ae(ae, "destinations")] = parse_address(
+                str(address), f"destinations.{ae}"
+            )
         if "timeouts" in data:
             config.timeouts = _timeouts(data["timeouts"])
         _load_security(data, base, config)

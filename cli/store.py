@@ -1,20 +1,26 @@
 """`dicomscu --store`: C-STORE of files and directories over one association.
 
-Where gdcmscu stops at the first file it cannot read, dicomscu reports it, sends the
-rest, and exits 1 at the end. A refused presentation context or a failure status
-(Axxx, Cxxx...) also means exit 1 at the end; warnings (Bxxx, 0001, 0107, 0116) are
+Every file is checked before anything is sent (`dimse.file_check`): its data set must
+read to its end, and its own SOP Class and Instance UIDs are the ones sent (a file
+meta group that says otherwise is warned of). Where gdcmscu stops at the first file
+it cannot read, dicomscu reports it with the element at fault, sends the rest, and
+exits 1 at the end. A refused presentation context or a failure status (Axxx,
+Cxxx...) also means exit 1 at the end; warnings (Bxxx, 0001, 0107, 0116) are
 reported and do not fail. A DICOMDIR is skipped with a note: it describes files on a
 medium and is not an instance to store.
 
-The presentation contexts come from `client.store_contexts`: one per SOP Class and
-transfer syntax of the files, plus the other uncompressed syntaxes for uncompressed
-files, so that a server that refuses a file's own syntax can still be sent it.
+The presentation contexts come from `dimse.proposals.plan_store`: one per SOP Class
+and transfer syntax of the files, plus one with the uncompressed syntaxes per class
+whose files could be converted (`--decompress`), so that a server that refuses a
+file's own syntax can still be sent it exactly. Files that need more than the 128
+contexts of one association go over several, one after the other.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import itertools
 import logging
 import os
 import stat
@@ -24,18 +30,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from cli.association import open_association
-from cli.charset import teach_pydicom
 from cli.failures import Context, explain_exception
 from cli.logs import CLI_LOGGER, LIBRARY_LOGGERS
 from cli.options import Settings
-from dimse import client
-from dimse.files import NotDicomFile, Part10Info, read_part10_info
+from dimse.file_check import DicomDirectory, check_file
+from dimse.files import NotDicomFile, Part10Info
+from dimse.proposals import MAX_CONTEXTS, StoreGroup, plan_store
 from dul.errors import AssociationError
 from dul.negotiation import ProposedContext
 
 log = logging.getLogger("dicomscu")
-
-MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 
 
 def collect_files(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], list[str]]:
@@ -89,19 +93,22 @@ def collect_files(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], l
 
 
 def read_infos(files: list[Path]) -> tuple[list[Part10Info], int]:
-    """The sendable files' Part 10 facts, and how many could not be read (each reported)."""
+    """The sendable files, checked (`dimse.file_check`), and how many could not be read
+    (each reported, with the element at fault)."""
     infos: list[Part10Info] = []
     unreadable = 0
     for path in files:
         try:
-            info = read_part10_info(path)
+            info = check_file(path)
+        except DicomDirectory as exc:
+            log.warning("%s; not sent", exc)
+            continue
         except NotDicomFile as exc:
             log.error("%s; not sent", exc)
             unreadable += 1
             continue
-        if info.sop_class_uid == MEDIA_STORAGE_DIRECTORY:
-            log.warning("%s is a DICOMDIR (a media directory, not an instance); not sent", path)
-            continue
+        for note in info.notes:
+            log.warning("%s", note)
         infos.append(info)
     return infos, unreadable
 
@@ -135,16 +142,6 @@ class _Tally:
         self.stored = self.warned = self.failures = 0
 
 
-def _converts(association: client.Association, syntaxes: Iterable[tuple[str, str]]) -> bool:
-    """Whether a file will be converted to another transfer syntax (by pydicom): its
-    SOP Class was accepted, but only in another uncompressed syntax than its own."""
-    for sop_class, syntax in syntaxes:
-        accepted = association.messages.store_context(sop_class, syntax)
-        if accepted is not None and accepted.transfer_syntax != syntax:
-            return True
-    return False
-
-
 def _store_group(
     settings: Settings,
     context: Context,
@@ -152,16 +149,12 @@ def _store_group(
     items: Iterable[Part10Info],
     total: int,
     tally: _Tally,
-    syntaxes: set[tuple[str, str]],
 ) -> bool:
-    """Send `items` over one association; False if the association itself failed.
-    `syntaxes`: the (SOP Class, transfer syntax) pairs of all the files."""
+    """Send `items` over one association; False if the association itself failed."""
     try:
         with open_association(
             settings, contexts, async_window=settings.async_window
         ) as association:
-            if _converts(association, syntaxes):
-                teach_pydicom()  # before pydicom reads the text of a file to convert
             for info, result in association.store_many(items, priority=settings.priority):
                 with tally.lock:
                     if isinstance(result, Exception):
@@ -184,6 +177,13 @@ def _store_group(
         return False
     except AssociationError as exc:
         log.error("%s", explain_exception(exc, context))
+        in_flight = getattr(exc, "in_flight", ())
+        if in_flight:
+            log.error(
+                "sent, and not answered when the association ended (stored or not, the "
+                "server knows): %s",
+                ", ".join(str(path) for path in in_flight),
+            )
         with tally.lock:
             log.error(
                 "%d of %d file(s) were stored before that; the others were not",
@@ -204,36 +204,27 @@ def run_store(settings: Settings, context: Context, debug: bool = False) -> int:
     if not infos:
         log.error("no DICOM file to send (%d file(s) looked at)", len(files))
         return 1
-    try:
-        contexts = client.store_contexts(infos)
-    except ValueError as exc:
-        log.error("%s", exc)
-        return 1
-    syntaxes = {(info.sop_class_uid, info.transfer_syntax) for info in infos}
+    groups = plan_store(infos, settings.decompress)
+    if len(groups) > 1:
+        log.info(
+            "the files need more than %d presentation contexts: %d associations, one after the other",
+            MAX_CONTEXTS,
+            len(groups),
+        )
     tally = _Tally()
     tally.failures = len(problems) + unreadable
-    count = min(settings.associations, len(infos))
+    ok = True
     with _progress(infos, debug) as items:
-        if count == 1:
-            ok = _store_group(settings, context, contexts, items, len(infos), tally, syntaxes)
-        else:
-            # One shared iterator: each association takes the next file when it is free.
-            shared = _Shared(items)
-            with concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="store") as pool:
-                runs = [
-                    pool.submit(
-                        _store_group,
-                        settings,
-                        context,
-                        contexts,
-                        shared,
-                        len(infos),
-                        tally,
-                        syntaxes,
-                    )
-                    for _ in range(count)
-                ]
-                ok = all(run.result() for run in runs)
+        # Each group takes its files from one iterator as it sends them, so that the bar
+        # advances file by file.
+        shared_items = iter(items)
+        for group in groups:
+            files_of_group = itertools.islice(shared_items, len(group.infos))
+            ok = _store_files(settings, context, group, files_of_group, len(infos), tally)
+            if not ok:
+                break
+        for _ in shared_items:  # the end of the bar's iteration: it closes complete
+            pass
     total = len(files) + len(problems)
     log.info(
         "%d of %d file(s) stored%s",
@@ -247,6 +238,28 @@ def run_store(settings: Settings, context: Context, debug: bool = False) -> int:
         log.error("%d of %d file(s) were not stored (see above)", tally.failures, total)
         return 1
     return 0
+
+
+def _store_files(
+    settings: Settings,
+    context: Context,
+    group: StoreGroup,
+    items: Iterable[Part10Info],
+    total: int,
+    tally: _Tally,
+) -> bool:
+    """One group's files over one association, or --associations N at once."""
+    count = min(settings.associations, len(group.infos))
+    if count <= 1:
+        return _store_group(settings, context, group.contexts, items, total, tally)
+    # One shared iterator: each association takes the next file when it is free.
+    shared = _Shared(items)
+    with concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="store") as pool:
+        runs = [
+            pool.submit(_store_group, settings, context, group.contexts, shared, total, tally)
+            for _ in range(count)
+        ]
+        return all(run.result() for run in runs)
 
 
 class _Shared:
