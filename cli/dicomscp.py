@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from cli.logs import warnings_as_log_lines
 from cli.server_config import ConfigError, ServerConfig, load_config, parse_address
 from dimse.archive import Archive, ArchiveLocked
 from dimse.archive_service import ArchiveHandlers
@@ -170,6 +171,11 @@ def _configure_logging(args: argparse.Namespace) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)
+    # pydicom warns of what it logs: its Python warnings become our log lines (below),
+    # and its own records are kept for -D, so that nothing is said twice.
+    pydicom_logger = logging.getLogger("pydicom")
+    pydicom_logger.propagate = args.debug
+    pydicom_logger.addHandler(logging.NullHandler())
 
 
 def serve(config: ServerConfig, stop: threading.Event) -> int:
@@ -263,7 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    return serve(config, stop)
+    with warnings_as_log_lines(log):  # never a raw warning in the log (any thread)
+        return serve(config, stop)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,12 @@ the `-L/--log-file` file. gdcmscu's levels:
 With `-L FILE` all of it goes to FILE; dicomscu's own errors are written to stderr as
 well, so that a failure is never silent on the terminal.
 
+Python warnings (pydicom's, mostly: an invalid value, a VR it guessed) never reach
+the terminal raw, with a file name and a line of source: `warnings_as_log_lines`
+turns each into one line of ours (`dicomscu: warning: pydicom: Invalid value for VR
+DA: '2004-01-01'`). pydicom also logs what it warns of; its logger is kept quiet
+(but for -D) so that nothing is said twice, nor printed by Python's last resort.
+
 The settings are undone when `configured_logging` exits, so that `main()` can be
 called many times in one process (the tests do).
 """
@@ -20,13 +26,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 CLI_LOGGER = "dicomscu"
 LIBRARY_LOGGERS = ("dul", "dimse")
+PYDICOM_LOGGER = "pydicom"
+#: pydicom's pointer to the VR table, at the end of its value warnings.
+_SEE_TABLE = re.compile(r"\s*Please see <[^>]*> for allowed values for each VR\.?")
 SILENT = logging.CRITICAL + 10
 
 log = logging.getLogger(CLI_LOGGER)
@@ -83,10 +94,36 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+def warning_line(message: Warning | str, filename: str) -> str:
+    """A warning as one line: where it comes from (pydicom, or the module), what it says."""
+    origin = "pydicom" if "pydicom" in filename else Path(filename).stem
+    text = _SEE_TABLE.sub("", str(message)).strip()
+    return f"{origin}: {text}"
+
+
+@contextlib.contextmanager
+def warnings_as_log_lines(logger: logging.Logger) -> Iterator[None]:
+    """Within the block, every Python warning is one warning line of `logger`'s."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: object = None,
+        line: str | None = None,
+    ) -> None:
+        logger.warning("%s", warning_line(message, filename))
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 @contextlib.contextmanager
 def configured_logging(verbosity: Verbosity, log_file: Path | None = None) -> Iterator[None]:
     """Set up the loggers for one run of dicomscu; restore them afterwards."""
-    names = (CLI_LOGGER, *LIBRARY_LOGGERS)
+    names = (CLI_LOGGER, *LIBRARY_LOGGERS, PYDICOM_LOGGER)
     saved = {
         name: (logger.level, logger.propagate, list(logger.handlers))
         for name in names
@@ -112,9 +149,12 @@ def configured_logging(verbosity: Verbosity, log_file: Path | None = None) -> It
                 verbosity.cli_level() if name == CLI_LOGGER else verbosity.library_level()
             )
             logger.propagate = False
+        if not verbosity.debug:  # its warnings come as Python warnings too: said once
+            logging.getLogger(PYDICOM_LOGGER).handlers = [logging.NullHandler()]
         if terminal_errors is not None:
             logging.getLogger(CLI_LOGGER).addHandler(terminal_errors)
-        yield
+        with warnings_as_log_lines(logging.getLogger(CLI_LOGGER)):
+            yield
     finally:
         main_handler.close()
         if terminal_errors is not None:
