@@ -24,6 +24,7 @@ import contextlib
 import copy
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 from cli.association import implicit_only, open_association
 from cli.failures import Context, explain_exception, explain_status
@@ -65,50 +66,72 @@ def _follow(responses: Iterator[RetrieveResponse], service: str) -> RetrieveResp
     raise AssertionError("the responses ended without a final one")
 
 
+@dataclass
+class Arrivals:
+    """What a retrieve brought here: the instances kept, and those refused by our check
+    (SOP Instance UID, why); `expected`, the instances an IMAGE-level C-FIND said match
+    the keys (None when it could not be asked)."""
+
+    kept: set[str] = field(default_factory=set)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    expected: set[str] | None = None
+
+
 def _conclude(
-    final: RetrieveResponse,
-    received: int,
-    settings: Settings,
-    context: Context,
-    refused: list[tuple[str, str]] | None = None,
+    final: RetrieveResponse, arrivals: Arrivals, settings: Settings, context: Context
 ) -> int:
-    """Report the final response; the exit status. `refused`: instances that arrived
-    and failed our check (SOP Instance UID, why): each named, and a failure."""
+    """Report the final response and every instance that did not arrive; the exit
+    status (1 when one failed, was refused, or is missing without a word)."""
     service = "C-MOVE" if settings.operation == "move" else "C-GET"
     status = final.status
-    for uid, why in refused or ():
+    code = 0
+    for uid, why in arrivals.refused:
         log.error("%s: instance %s arrived and was refused (not kept): %s", service, uid, why)
+        code = 1
+    named = set(final.failed_sop_instances) | {uid for uid, _ in arrivals.refused}
     if status.is_failure or status.is_cancel:
         log.error("%s", explain_status(status, context))  # the status holds its comment
         if final.failed_sop_instances:
             log.error(
                 "%s: failed SOP Instance UIDs: %s", service, ", ".join(final.failed_sop_instances)
             )
-        return 1
-    where = f" into {settings.output}" if received else ""
-    log.info(
-        "%s finished (%s): %s; %d instance(s) received%s",
-        service,
-        status,
-        _counts(final),
-        received,
-        where,
-    )
-    if final.failed:
-        failed_uids = ", ".join(final.failed_sop_instances) or "not listed"
-        log.error(
-            "%s: %d sub-operation(s) failed (status %s); failed SOP Instance UIDs: %s",
+        code = 1
+    else:
+        where = f" into {settings.output}" if arrivals.kept else ""
+        log.info(
+            "%s finished (%s): %s; %d instance(s) received%s",
             service,
-            final.failed,
             status,
-            failed_uids,
+            _counts(final),
+            len(arrivals.kept),
+            where,
         )
-        return 1
-    if refused:
-        return 1
+        if final.failed:
+            failed_uids = ", ".join(final.failed_sop_instances) or "not listed"
+            log.error(
+                "%s: %d sub-operation(s) failed (status %s); failed SOP Instance UIDs: %s",
+                service,
+                final.failed,
+                status,
+                failed_uids,
+            )
+            code = 1
+    if arrivals.expected is not None:
+        missing = sorted(arrivals.expected - arrivals.kept - named)
+        if missing:
+            log.error(
+                "%s: %d instance(s) that match the keys did not arrive, and the server did "
+                "not name them as failed: %s",
+                service,
+                len(missing),
+                ", ".join(missing),
+            )
+            code = 1
+    if code:
+        return code
     if status.is_warning:
         log.warning("%s ended with a warning: %s", service, status)
-    if not final.completed and not received and not final.warning:
+    if not final.completed and not arrivals.kept and not final.warning:
         log.warning(
             "%s retrieved nothing: no instance matched the keys; run them with --find "
             "to see what the server has",
@@ -123,17 +146,18 @@ def _retrieve(
     contexts: list[ProposedContext],
     start: Callable[[client.Association], Iterator[RetrieveResponse]],
     roles: dict[str, tuple[bool, bool]] | None = None,
-) -> tuple[RetrieveResponse | None, int, list[tuple[str, str]]]:
-    """Run one retrieve; (final response or None when refused, instances received on
-    the association, instances refused by our check)."""
+) -> tuple[RetrieveResponse | None, Arrivals]:
+    """Run one retrieve; (final response or None when refused, what arrived on the
+    association: C-GET's instances)."""
     service = "C-MOVE" if settings.operation == "move" else "C-GET"
     with open_association(settings, contexts, roles) as association:
         try:
             final = _follow(start(association), service)
         except client.NoPresentationContext as exc:  # released normally, then reported
             log.error("%s", explain_exception(exc, context))
-            return None, 0, []
-        return final, len(association.received), association.refused
+            return None, Arrivals()
+        kept = {instance.sop_instance_uid for instance in association.received}
+        return final, Arrivals(kept, association.refused)
 
 
 def run_move(settings: Settings, context: Context, query: Query) -> int:
@@ -144,8 +168,10 @@ def run_move(settings: Settings, context: Context, query: Query) -> int:
         return association.move(query.identifier, query.root, destination, settings.priority)
 
     if destination != settings.calling_ae:  # a third party receives: nothing listens here
-        final, _, _ = _retrieve(settings, context, contexts, start)
-        return 1 if final is None else _conclude(final, 0, settings, context)
+        final, arrivals = _retrieve(settings, context, contexts, start)
+        return 1 if final is None else _conclude(final, arrivals, settings, context)
+
+    expected = _expected(settings, query)
 
     assert settings.port_scp is not None
     settings.output.mkdir(parents=True, exist_ok=True)
@@ -173,16 +199,28 @@ def run_move(settings: Settings, context: Context, query: Query) -> int:
             settings.calling_ae,
             settings.output,
         )
-        final, _, _ = _retrieve(settings, context, contexts, start)
+        final, _ = _retrieve(settings, context, contexts, start)
     if final is None:
         return 1
-    return _conclude(final, len(listener.received), settings, context, listener.refused)
+    kept = {instance.sop_instance_uid for instance in listener.received}
+    arrivals = Arrivals(kept, listener.refused, expected.instances if expected else None)
+    return _conclude(final, arrivals, settings, context)
 
 
-def _expected_sop_classes(settings: Settings, query: Query) -> list[str] | None:
-    """The SOP classes of the instances a C-GET will bring, from an IMAGE-level C-FIND
-    asking for (0008,0016), so that exactly those are proposed with the SCP role.
-    None when the server does not say: then the common storage classes are proposed."""
+@dataclass(frozen=True)
+class Expected:
+    """What an IMAGE-level C-FIND says a retrieve will bring."""
+
+    sop_classes: list[str]
+    instances: set[str]
+
+
+def _expected(settings: Settings, query: Query) -> Expected | None:
+    """The SOP classes and instances a retrieve will bring, from an IMAGE-level C-FIND
+    asking for (0008,0016) and (0008,0018): a C-GET proposes exactly those classes with
+    the SCP role, and both name each instance that does not arrive. None when the
+    server does not say: then the common storage classes are proposed, and only what
+    the server names as failed is named."""
     identifier = copy.deepcopy(query.identifier)  # the C-GET itself sends the original
     identifier.QueryRetrieveLevel = "IMAGE"
     for level in LEVELS[LEVELS.index(query.level or "IMAGE") + 1 :]:
@@ -190,32 +228,42 @@ def _expected_sop_classes(settings: Settings, query: Query) -> list[str] | None:
         if keyword not in identifier:
             setattr(identifier, keyword, "")
     identifier.SOPClassUID = ""
-    classes: list[str] = []
+    classes: set[str] = set()
+    instances: set[str] = set()
     try:
         with open_association(settings, client.query_contexts(query.root, "find")) as association:
             for response in association.find(identifier, query.root):
-                if response.identifier is not None and response.identifier.get("SOPClassUID"):
-                    classes.append(str(response.identifier.SOPClassUID))
+                match = response.identifier
+                if response.status.is_failure:
+                    return None  # not an answer to count on
+                if match is not None and match.get("SOPClassUID"):
+                    classes.add(str(match.SOPClassUID))
+                if match is not None and match.get("SOPInstanceUID"):
+                    instances.add(str(match.SOPInstanceUID))
     except (AssociationError, client.NoPresentationContext, DimseError) as exc:
-        log.debug("no IMAGE-level C-FIND before the C-GET (%s); proposing the common classes", exc)
+        log.debug("no IMAGE-level C-FIND before the retrieve (%s)", exc)
         return None
-    return sorted(set(classes)) or None
+    if not classes:
+        return None
+    return Expected(sorted(classes), instances)
 
 
 def run_get(settings: Settings, context: Context, query: Query) -> int:
     settings.output.mkdir(parents=True, exist_ok=True)
     writer = InstanceWriter(settings.output)
+    expected = _expected(settings, query)
     contexts = client.query_contexts(
         query.root,
         "get",
-        _expected_sop_classes(settings, query),
+        expected.sop_classes if expected else None,
         compressed=settings.accept_compressed,
     )
 
     def start(association: client.Association) -> Iterator[RetrieveResponse]:
         return association.get(query.identifier, query.root, writer, settings.priority)
 
-    final, received, refused = _retrieve(
-        settings, context, contexts, start, client.get_roles(contexts)
-    )
-    return 1 if final is None else _conclude(final, received, settings, context, refused)
+    final, arrivals = _retrieve(settings, context, contexts, start, client.get_roles(contexts))
+    if final is None:
+        return 1
+    arrivals.expected = expected.instances if expected else None
+    return _conclude(final, arrivals, settings, context)

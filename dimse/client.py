@@ -599,18 +599,7 @@ class Association:
                 response, received = self._response(message_id, kind)
                 status = response.get_status()
                 final = status.is_final
-                failed: tuple[str, ...] = ()
-                if received.data_set is not None:
-                    try:
-                        identifier = self._decode_identifier(received)
-                    except DimseError:
-                        identifier = None
-                    if identifier is not None and FAILED_SOP_INSTANCE_UID_LIST in identifier:
-                        value = identifier[FAILED_SOP_INSTANCE_UID_LIST].value
-                        # One UID is a str; several are a pydicom MultiValue, not a list
-                        # (ROBUSTNESS 34: the list must reach the caller UID by UID).
-                        values = [value] if isinstance(value, str) else list(value or ())
-                        failed = tuple(str(v) for v in values if v)
+                failed = self._failed_list(received)
                 yield RetrieveResponse(
                     status,
                     getattr(response, "number_of_remaining_suboperations", None),
@@ -624,6 +613,31 @@ class Association:
         finally:
             if not final:
                 self._cancel_and_drain(context_id, message_id, kind)
+
+    def _failed_list(self, received: ReceivedMessage) -> tuple[str, ...]:
+        """The Failed SOP Instance UID List (0008,0058) of a C-MOVE/C-GET response: in
+        its identifier (PS3.4 C.4.2.1.4), or, from a peer that puts it in the command
+        set by mistake (Orthanc), there."""
+        values: list[str] = []
+        if received.data_set is not None:
+            try:
+                identifier = self._decode_identifier(received)
+            except DimseError:
+                identifier = None
+            if identifier is not None and FAILED_SOP_INSTANCE_UID_LIST in identifier:
+                value = identifier[FAILED_SOP_INSTANCE_UID_LIST].value
+                # One UID is a str; several are a pydicom MultiValue, not a list
+                # (ROBUSTNESS 34: the list must reach the caller UID by UID).
+                values = [value] if isinstance(value, str) else [str(v) for v in value or ()]
+        stray = received.command.stray.get(FAILED_SOP_INSTANCE_UID_LIST)
+        if not values and stray:
+            log.warning(
+                "%s put the Failed SOP Instance UID List in the command set; read from there",
+                self.peer,
+            )
+            values = stray.decode("ascii", "replace").split("\\")
+        uids = (value.strip("\x00 ") for value in values)
+        return tuple(uid for uid in uids if uid)
 
     def _open_get_sink(self, context_id: int, command: Command) -> BinaryIO | None:
         if command.command_field != CommandField.C_STORE_RQ:

@@ -296,13 +296,18 @@ class Command(Mapping[str, Value]):
 
     Unknown elements are kept under "(0000,xxxx)" with their raw bytes. The typed
     properties give the few fields every layer needs, or None when absent or of the
-    wrong type.
+    wrong type. `stray` holds, by tag and raw, the elements of other groups a peer put
+    in by mistake, which are not part of the command (Orthanc's Failed SOP Instance
+    UID List, read by the C-GET requestor when no identifier carries one).
     """
 
-    __slots__ = ("_elements",)
+    __slots__ = ("_elements", "stray")
 
-    def __init__(self, elements: Mapping[str, Value] | None = None) -> None:
+    def __init__(
+        self, elements: Mapping[str, Value] | None = None, stray: Mapping[int, bytes] | None = None
+    ) -> None:
         self._elements: dict[str, Value] = dict(elements) if elements else {}
+        self.stray: dict[int, bytes] = dict(stray) if stray else {}
 
     def __getitem__(self, key: str) -> Value:
         return self._elements[key]
@@ -399,7 +404,7 @@ def decode_command(data: Buffer) -> Command:
     end = len(data)
     offset = 0
     values: dict[str, Value] = {}
-    stray: set[int] = set()  # tags outside group 0000, skipped
+    stray: dict[int, bytes] = {}  # elements outside group 0000: kept apart, raw
     unpack = _ELEMENT_HEADER.unpack_from
     while offset < end:
         if end - offset < 8:
@@ -423,7 +428,7 @@ def decode_command(data: Buffer) -> Command:
             tag = group << 16 | element
             if tag in stray:
                 raise DimseError(f"command set: element ({group:04X},{element:04X}) appears twice")
-            stray.add(tag)
+            stray[tag] = raw
             continue
         decoder = _DECODERS.get(element)
         if decoder is None:
@@ -443,4 +448,4 @@ def decode_command(data: Buffer) -> Command:
             "s" if len(stray) > 1 else "",
             tags,
         )
-    return Command(values)
+    return Command(values, stray)

@@ -13,9 +13,10 @@ cannot go as it is. Hence:
   decompression policy allows. When the files need more than 128 contexts,
   `plan_store` cuts them, in order, into groups that each fit one association.
 - **Receiving by C-GET** (`get_storage_contexts`): per SOP class expected, one context
-  with the uncompressed syntaxes and one per compressed syntax an archive may hold
-  (`RETRIEVABLE`), each alone, so that whatever syntax an instance is stored in, the
-  server finds a context for it. Classes are served in the order given while the 128
+  with the little endian uncompressed syntaxes, one with Explicit VR Big Endian, and
+  one per compressed syntax an archive may hold (`RETRIEVABLE`), each alone, so that
+  whatever syntax an instance is stored in, the server finds a context for it (with
+  `compressed=False`, one context with the three uncompressed syntaxes). Classes are served in the order given while the 128
   contexts last; the classes after get the uncompressed context only (the server must
   then decompress: dicomscp does), and `dropped` says how many compressed contexts
   were left out.
@@ -28,7 +29,14 @@ from dataclasses import dataclass
 
 from dimse.files import Part10Info
 from dimse.transfer.convert import Decompress, decompression_refused
-from dimse.transfer.syntaxes import TABLE, UNCOMPRESSED, lookup
+from dimse.transfer.syntaxes import (
+    EXPLICIT_VR_BIG_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    TABLE,
+    UNCOMPRESSED,
+    lookup,
+)
 from dul.negotiation import ProposedContext
 
 #: PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255.
@@ -42,6 +50,7 @@ RETRIEVABLE = tuple(
     if (syntax.encapsulated or syntax.deflated) and not syntax.name.startswith(("MPEG", "HEVC"))
 )
 VIDEO = tuple(uid for uid, syntax in TABLE.items() if syntax.name.startswith(("MPEG", "HEVC")))
+_LITTLE = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN)
 #: Video Endoscopic, Video Microscopic and Video Photographic Image Storage (PS3.4 B.5).
 VIDEO_SOP_CLASSES = frozenset(
     {
@@ -151,12 +160,17 @@ def get_storage_contexts(
     in `room` contexts; `compressed=False`: the uncompressed context only."""
     unique = list(dict.fromkeys(sop_classes))
     classes = unique[:room]
-    contexts = [ProposedContext(uid, UNCOMPRESSED) for uid in classes]
+    # Taking every syntax, the little endian ones share a context and big endian has
+    # its own, so that an instance kept big endian comes as it is, too.
+    first = _LITTLE if compressed else UNCOMPRESSED
+    contexts = [ProposedContext(uid, first) for uid in classes]
     room -= len(contexts)
     dropped = 0
     if compressed:
         for uid in classes:
-            syntaxes = RETRIEVABLE + (VIDEO if uid in VIDEO_SOP_CLASSES else ())
+            syntaxes = (EXPLICIT_VR_BIG_ENDIAN, *RETRIEVABLE) + (
+                VIDEO if uid in VIDEO_SOP_CLASSES else ()
+            )
             if len(syntaxes) <= room:
                 contexts += [ProposedContext(uid, (syntax,)) for syntax in syntaxes]
                 room -= len(syntaxes)
