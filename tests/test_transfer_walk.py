@@ -474,3 +474,31 @@ def test_truncated_files_are_refused_naming_the_element(file: str, tag: str) -> 
         check_file(DATA_ROOT / "test_files" / file)
     assert tag in str(caught.value)
     assert file in str(caught.value)
+
+
+# -- each element once (PS3.5 7.1) ------------------------------------------------------
+
+
+def test_an_element_twice_with_two_values_is_refused() -> None:
+    data = (
+        element(0x00080016, "UI", CT_IMAGE_STORAGE)
+        + element(0x00080018, "UI", INSTANCE)
+        + element(0x00100010, "PN", b"A^B ")
+        + element(0x00080018, "UI", b"1.2.3.5\x00")
+    )
+    with pytest.raises(MalformedDataSet) as caught:
+        walk(data, implicit=False, little=True)
+    assert caught.value.where.startswith("(0008,0018)")
+    assert "twice" in caught.value.why
+
+
+def test_an_element_twice_with_one_value_and_tags_out_of_order_are_let_through() -> None:
+    # pydicom's palettes/winter.dcm holds (0008,0018) twice, the same both times.
+    data = (
+        element(0x00100010, "PN", b"A^B ")
+        + element(0x00080016, "UI", CT_IMAGE_STORAGE)
+        + element(0x00080018, "UI", INSTANCE)
+        + element(0x00080018, "UI", INSTANCE)
+    )
+    shape = walk(data, implicit=False, little=True)
+    assert shape.sop_instance_uid == "1.2.3.4"

@@ -12,6 +12,9 @@ value, checking that:
   delimitation item;
 - items hold whole elements and nothing else; sequences hold items only; nesting stops
   at `MAX_DEPTH`;
+- no element appears twice in one data set with two values (PS3.5 7.1; the same
+  value twice, as in pydicom's palettes/winter.dcm, is let through, and so are
+  elements out of tag order: neither leaves a doubt about what the data set holds);
 - an explicit VR is one of PS3.5 Table 6.2-1 (any other leaves the length's size
   unknown).
 
@@ -150,6 +153,8 @@ class _Walker:
         if end is not None:
             limit = end
         explicit_header, u32, implicit_header = _LE if little else _BE
+        last = -1  # the previous tag: PS3.5 7.1 wants them ascending, each once
+        spans: dict[int, tuple[int, int]] = {}
         while True:
             if pos == limit:
                 if end is None and depth > 0:
@@ -218,9 +223,21 @@ class _Walker:
                         self.shape.sop_class_uid = text
                     else:
                         self.shape.sop_instance_uid = text
+            if tag <= last and tag in spans:
+                self._repeated(path, tag, spans[tag], (start, pos))
+            spans[tag] = (start, pos)
+            last = tag
             if element is not None and out is not None:
                 element.end = pos
                 out.append(element)
+
+    def _repeated(
+        self, path: tuple[int, ...], tag: int, before: tuple[int, int], now: tuple[int, int]
+    ) -> None:
+        """An element that appears twice in one data set (PS3.5 7.1 allows once): the
+        same value again is harmless; another value leaves the data set ambiguous."""
+        if bytes(self.data[before[0] : before[1]]) != bytes(self.data[now[0] : now[1]]):
+            raise self._fail(path, tag, "appears twice in the data set, with different values")
 
     def _starts_item(self, pos: int, little: bool) -> bool:
         first: int = (_LE if little else _BE)[1].unpack_from(self.data, pos)[0]
