@@ -96,8 +96,27 @@ def _value_bytes(element: DataElement | RawDataElement, vr: str, little: bool) -
     return data
 
 
+#: Text VRs whose leading spaces are padding too (PS3.5 Table 6.2-1); for the other
+#: text VRs only trailing spaces (and NUL for UI) are.
+_BOTH_ENDS = frozenset({"AE", "CS", "DS", "IS", "LO", "PN", "SH"})
+_TEXT = _BOTH_ENDS | {"AS", "DA", "DT", "TM", "LT", "ST", "UT", "UC", "UR", "UI"}
+
+
+def _unpadded(data: bytes, vr: str) -> bytes:
+    """A text value without the padding PS3.5 6.2 says has no meaning, value by value."""
+    values = data.split(b"\\") if vr not in ("LT", "ST", "UT") else [data]
+    stripped = [v.strip(b" \x00") if vr in _BOTH_ENDS else v.rstrip(b" \x00") for v in values]
+    return b"\\".join(stripped)
+
+
 def _compare(
-    a: Dataset, b: Dataset, la: bool, lb: bool, where: str, skip: frozenset[int]
+    a: Dataset,
+    b: Dataset,
+    la: bool,
+    lb: bool,
+    where: str,
+    skip: frozenset[int],
+    padding: bool = False,
 ) -> list[str]:
     problems: list[str] = []
     skip = skip | {TRAILING_PADDING}
@@ -123,9 +142,11 @@ def _compare(
                 problems.append(f"{name}: {len(sa)} item(s) sent, {len(sb)} received")
                 continue
             for index, (ia, ib) in enumerate(zip(sa, sb, strict=True)):
-                problems += _compare(ia, ib, la, lb, f"{name}[{index}] > ", frozenset())
+                problems += _compare(ia, ib, la, lb, f"{name}[{index}] > ", frozenset(), padding)
             continue
         va, vb = _value_bytes(ra, vr, la), _value_bytes(rb, vr, lb)
+        if padding and vr in _TEXT:
+            va, vb = _unpadded(va, vr), _unpadded(vb, vr)
         if va != vb:
             problems.append(f"{name}: {va[:40]!r} sent, {vb[:40]!r} received")
     return problems
@@ -138,13 +159,21 @@ def _pixels(dataset: Dataset) -> np.ndarray:
 
 
 def differences(
-    source: Path, received: Path, *, decompressed: bool = False, pixels: bool = True
+    source: Path,
+    received: Path,
+    *,
+    decompressed: bool = False,
+    pixels: bool = True,
+    padding: bool = False,
 ) -> list[str]:
     """What differs (see the module docstring); `pixels=False` leaves the pixel arrays
-    out: a lossy source decompressed by another decoder may differ by rounding."""
+    out: a lossy source decompressed by another decoder may differ by rounding.
+    `padding=True` compares text values without the padding that PS3.5 6.2 says has no
+    meaning: for a copy that a DCMTK-based receiver wrote (storescp, Orthanc), which
+    makes an odd-length value even and an all-space one empty."""
     a, b = read(source), read(received)
     skip = DECOMPRESSION_CHANGES if decompressed else frozenset({PIXEL_DATA})
-    problems = _compare(a, b, _little(a), _little(b), "", skip)
+    problems = _compare(a, b, _little(a), _little(b), "", skip, padding)
     if ("PixelData" in a) != ("PixelData" in b):
         problems.append("Pixel Data is in only one of the two")
     elif "PixelData" in a and pixels:

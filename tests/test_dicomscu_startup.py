@@ -72,7 +72,9 @@ def test_the_store_and_echo_modules_import_no_pydicom_nor_ssl() -> None:
     assert json.loads(result.stdout) == []
 
 
-def test_a_store_and_an_echo_import_no_pydicom_nor_ssl(storescp: peers.StoreSCP, tmp_path: Path) -> None:
+def test_a_store_and_an_echo_import_no_pydicom_nor_ssl(
+    storescp: peers.StoreSCP, tmp_path: Path
+) -> None:
     instances = make_instances(tmp_path / "in", 3)
     status, heavy, err = _dicomscu(
         "--store", "--call", storescp.ae_title, storescp.host, storescp.port, tmp_path / "in"
