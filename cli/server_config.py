@@ -6,6 +6,9 @@
     archive = "./dicom-archive"
     worklist = "./worklist"          # optional: folder of worklist files (*.wl, *.dcm)
     max_associations = 64
+    max_pending = 256                # connections not yet associated; past it the oldest goes
+    max_per_caller = 16              # associations of one calling AE title (0: no limit)
+    max_identifier = 1048576         # the longest C-FIND/C-MOVE/C-GET identifier kept
     max_pdu = 1048576                # the largest P-DATA-TF we accept (PS3.8 D.1)
     check_called_ae = false          # refuse a called AE title other than ours (1, 1, 7)
     allowed_calling_aes = []         # empty: anyone; else an allow-list (1, 1, 3)
@@ -23,6 +26,7 @@
     acse = 30
     dimse = 60
     idle = 300
+    silent = 30                      # an association that has sent no message yet
 
     [tls]                            # TLS 1.2+ on every connection (PS3.15 B.9)
     cert = "server.pem"              # our certificate (PEM; its chain may follow it)
@@ -70,6 +74,9 @@ class ServerConfig:
     archive: Path = Path("dicom-archive")
     worklist: Path | None = None
     max_associations: int = 64
+    max_pending: int = 256
+    max_per_caller: int = 16
+    max_identifier: int = 1 << 20
     max_pdu: int = DEFAULT_MAX_PDU
     check_called_ae: bool = False
     allowed_calling_aes: frozenset[str] = frozenset()
@@ -152,7 +159,7 @@ def load_config(path: Path) -> ServerConfig:
             config.archive = base / str(data["archive"])
         if "worklist" in data:
             config.worklist = base / str(data["worklist"])
-        for key in ("max_associations", "max_pdu"):
+        for key in ("max_associations", "max_pending", "max_per_caller", "max_identifier", "max_pdu"):
             if key in data:
                 setattr(config, key, _integer(data, key))
         for key in ("check_called_ae", "fsync", "allow_password_without_tls", "require_identity"):

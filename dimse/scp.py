@@ -1,6 +1,6 @@
 """The service provider (SCP) side, with hooks for the work itself.
 
-A `Provider` accepts associations (through `dul.transport.Server`), reads each
+A `Provider` accepts associations (through `dul.server.Server`), reads each
 request and answers it by calling the methods of a `Handlers` object, which is the
 hook API: subclass `Handlers` and override what your server does.
 
@@ -37,7 +37,7 @@ from dimse.datasets import UNCOMPRESSED, decode_dataset, encode_dataset
 from dimse.errors import DimseError
 from dimse.file_check import check_file
 from dimse.files import NotDicomFile, Part10Info, read_part10_info
-from dimse.fragments import ReceivedMessage, fragment_message
+from dimse.fragments import DEFAULT_MAX_IDENTIFIER, ReceivedMessage, fragment_message
 from dimse.messages import (
     C_CANCEL_RQ,
     C_ECHO_RQ,
@@ -62,7 +62,8 @@ from dimse.transfer.syntaxes import KNOWN
 from dul.errors import AssociationError, AssociationReleased
 from dul.negotiation import AcceptorPolicy, IdentityCheck, RequestorsChoice, negotiate
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
-from dul.transport import Channel, Server, Timeouts
+from dul.server import Server
+from dul.transport import Channel, Timeouts
 
 log = logging.getLogger("dimse.scp")
 
@@ -78,6 +79,7 @@ SUB_OPERATIONS_FAILED = 0xB000
 UNABLE_TO_PERFORM_SUB_OPERATIONS = 0xA702
 MOVE_DESTINATION_UNKNOWN = 0xA801
 OUT_OF_RESOURCES = 0xA700
+OUT_OF_RESOURCES_MATCHES = 0xA701
 CANNOT_UNDERSTAND = 0xC000
 UNRECOGNIZED_OPERATION = 0x0211
 SOP_CLASS_NOT_SUPPORTED = 0x0122
@@ -170,6 +172,10 @@ class Handlers:
         """Host and port of a C-MOVE destination, from configuration only."""
         return None
 
+    def store_failed(self, caller: Caller, request: C_STORE_RQ, why: str) -> None:
+        """Told when a C-STORE's data set could not be kept here (a full disk): the
+        provider answers A700H; a handler may want to report it too."""
+
 
 class HandlerStatus(Exception):
     """Raised by a handler to answer with `status` (and an error comment)."""
@@ -188,7 +194,12 @@ class _Session:
         self.handlers = provider.handlers
         request = channel.request
         self.caller = Caller(request.calling_ae, request.called_ae, channel.peer)
-        self.messages = MessageChannel(channel, data_sink=self._open_sink)
+        self.messages = MessageChannel(
+            channel,
+            data_sink=self._open_sink,
+            max_identifier=provider.max_identifier,
+            spool_dir=provider.spool_dir,
+        )
         self._sinks: dict[int, StoreSink] = {}
         # The C-STORE-RQ decoded to open its sink, kept for `_dispatch` (decoded once)
         self._decoded: tuple[Command, DimseMessage] | None = None
@@ -220,9 +231,13 @@ class _Session:
             self.caller.called_ae,
         )
         try:
+            # The first message within the shorter `silent` timeout: an association
+            # that says nothing holds a place in the limits (ROBUSTNESS 48).
+            first = [t for t in (timeouts.idle, timeouts.silent) if t is not None]
+            received = self.messages.receive(min(first) if first else None)
             while True:
-                received = self.messages.receive(timeouts.idle)
                 self._dispatch(received)
+                received = self.messages.receive(timeouts.idle)
         except AssociationReleased:
             log.info("association from %s released", self.caller.address)
         except AssociationError as exc:
@@ -319,8 +334,10 @@ class _Session:
         handed_back: object = data
         comment: str | None = None
         if received.error is not None:
-            log.error("storing %s failed: %s", request.affected_sop_instance_uid, received.error)
-            status = OUT_OF_RESOURCES
+            why = f"could not be written: {received.error.strerror or received.error}"
+            log.error("storing %s failed: %s", request.affected_sop_instance_uid, why)
+            self.handlers.store_failed(self.caller, request, why)
+            status, comment = OUT_OF_RESOURCES, why
         elif isinstance(handed_back, StoreSink):
             status, comment = self._call_with_comment(handed_back.commit)
         elif data is None:
@@ -352,7 +369,15 @@ class _Session:
 
     # -- C-FIND -----------------------------------------------------------------------
 
-    def _identifier(self, received: ReceivedMessage) -> Dataset:
+    def _identifier(
+        self, received: ReceivedMessage, too_long_status: int = OUT_OF_RESOURCES
+    ) -> Dataset:
+        if received.too_long:  # ROBUSTNESS 49: read and dropped past the limit
+            limit = self.provider.max_identifier
+            raise HandlerStatus(too_long_status, fit(f"identifier over the {limit} bytes allowed"))
+        if received.error is not None:  # it could not be kept (ROBUSTNESS 49)
+            why = received.error.strerror or str(received.error)
+            raise HandlerStatus(OUT_OF_RESOURCES, fit(f"the identifier could not be kept: {why}"))
         data = received.data_set
         if data is None:
             raise HandlerStatus(CANNOT_UNDERSTAND, "the request has no identifier")
@@ -482,7 +507,7 @@ class _Session:
 
         service = "C-MOVE" if kind is C_MOVE_RSP else "C-GET"
         try:
-            identifier = self._identifier(received)
+            identifier = self._identifier(received, OUT_OF_RESOURCES_MATCHES)
             files = self.handlers.retrieve(self.caller, request, identifier)
             infos = []
             for path in files:
@@ -756,6 +781,8 @@ class Provider:
         port: int = 11112,
         timeouts: Timeouts = Timeouts(),
         max_associations: int = 64,
+        max_pending: int = 256,
+        max_per_caller: int | None = None,
         max_pdu: int = DEFAULT_MAX_PDU,
         check_called_ae: bool = False,
         calling_ae_allowed: Callable[[str], bool] | None = None,
@@ -765,19 +792,26 @@ class Provider:
         async_window: tuple[int, int] | None = (1, 32),
         decompress: Decompress = Decompress.LOSSLESS,
         spool_dir: Path | None = None,
+        max_identifier: int = DEFAULT_MAX_IDENTIFIER,
     ) -> None:
-        """`max_pdu`: the largest P-DATA-TF we receive (PS3.8 D.1); 1 MiB by default,
+        """`max_associations`, `max_pending` (connections that have not sent their
+        A-ASSOCIATE-RQ yet) and `max_per_caller` (associations of one calling AE title):
+        the limits of `dul.server.Server`.
+        `max_pdu`: the largest P-DATA-TF we receive (PS3.8 D.1); 1 MiB by default,
         so that a 2 MiB instance arrives in 3 PDUs rather than 128 (the receive buffer
         of each association is bounded by it).
         `ssl_context`: TLS on every connection (`dul.tls.server_context`).
         `identity_check`: the user identity hook (`dimse.identity.IdentityHook`); a
         username and passcode without TLS is refused unless `allow_password_without_tls`.
         `decompress`: which compressed instances C-MOVE and C-GET may decompress for a
-        peer that takes only uncompressed ones; `spool_dir`: where a converted data set
-        too large for memory is spooled (None: the system's temporary folder)."""
+        peer that takes only uncompressed ones; `spool_dir`: where a data set too large
+        for memory is spooled, received or converted (None: the system's temporary
+        folder; dicomscp gives its archive's). `max_identifier`: the longest request
+        identifier kept; a longer one is read, dropped and refused (A700H, A701H)."""
         self.handlers = handlers
         self.decompress = decompress
         self.spool_dir = spool_dir
+        self.max_identifier = max_identifier
         self.ae_title = ae_title
         self.timeouts = timeouts
         self.policy = AcceptorPolicy(
@@ -800,6 +834,8 @@ class Provider:
             lambda request: handlers.accept(request, self.policy),
             self._serve,
             max_associations=max_associations,
+            max_pending=max_pending,
+            max_per_caller=max_per_caller,
             timeouts=timeouts,
             ssl_context=ssl_context,
             max_pdata_length=max_pdu,

@@ -1,8 +1,8 @@
 """The only socket code of the upper layer: a blocking TCP driver for `Machine`.
 
-`request_association()` opens an association as requestor; `Server` accepts them,
-one thread per connection, up to a limit. Both hand out a `Channel`: an established
-association that sends and receives whole P-DATA-TF PDUs, releases and aborts.
+`request_association()` opens an association as requestor; `dul.server.Server`
+accepts them. Both hand out a `Channel`: an established association that sends and
+receives whole P-DATA-TF PDUs, releases and aborts.
 
 The driver owns the clock: it passes `time.monotonic()` into the machine, and waits
 on the socket with the nearest of the machine's ARTIM deadline and the service
@@ -18,7 +18,6 @@ import logging
 import selectors
 import socket
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -28,23 +27,20 @@ from typing import TYPE_CHECKING
 from dul.errors import (
     AbortReason,
     AssociationAborted,
-    AssociationError,
     AssociationRejected,
     AssociationReleased,
     ConnectionFailed,
     DulTimeout,
     PduError,
 )
-from dul.framing import DEFAULT_MAX_ASSOCIATION_LENGTH
 from dul.fsm import State
 from dul.items import Buffer
-from dul.machine import Machine, check_protocol_version
+from dul.machine import Machine
 from dul.negotiation import MIN_PDV_ROOM, NegotiatedContext, negotiated_contexts
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF, describe
 from dul.primitives import (
     AbortIndication,
     AssociateAccepted,
-    AssociateIndication,
     AssociateRejected,
     CloseTransport,
     OpenTransport,
@@ -55,7 +51,6 @@ from dul.primitives import (
     ReleaseIndication,
     Send,
 )
-from dul.reasons import RJ_REASONS
 
 if TYPE_CHECKING:
     import ssl
@@ -71,7 +66,9 @@ class Timeouts:
 
     connect: TCP connect.  acse: waiting for A-ASSOCIATE-AC/RJ and A-RELEASE-RP.
     dimse: waiting for a DIMSE message, and for a send to complete.  idle: a server's
-    established association with no traffic.  artim: PS3.8 9.1.4.
+    established association with no traffic.  silent: a server's association that
+    has sent no message yet (shorter than idle: an association taken only to hold a
+    place in the limit is let go sooner, ROBUSTNESS 48).  artim: PS3.8 9.1.4.
     """
 
     connect: float | None = 30.0
@@ -79,6 +76,7 @@ class Timeouts:
     dimse: float | None = 60.0
     idle: float | None = 300.0
     artim: float = 30.0
+    silent: float | None = 30.0
 
 
 def _remaining(deadline: float | None, now: float) -> float | None:
@@ -106,8 +104,10 @@ class Channel:
         self.timeouts = timeouts
         self.peer = peer
         self.clock = clock
-        self._buffer = bytearray(RECEIVE_BUFFER)
-        self._view = memoryview(self._buffer)
+        # Made at the first blocking receive: a connection still waiting for its
+        # A-ASSOCIATE-RQ (dul/server.py) costs no 256 KiB (ROBUSTNESS 48).
+        self._buffer: bytearray | None = None
+        self._view = memoryview(b"")
         self._inbox: deque[Output] = deque()
         self.contexts: dict[int, NegotiatedContext] = {}
         self.end_reason = ""
@@ -187,6 +187,9 @@ class Channel:
     def _receive_once(self, timeout: float | None) -> None:
         sock = self.sock
         assert sock is not None
+        if self._buffer is None:
+            self._buffer = bytearray(RECEIVE_BUFFER)
+            self._view = memoryview(self._buffer)
         try:
             _set_timeout(sock, timeout)
             count = sock.recv_into(self._buffer)
@@ -554,199 +557,3 @@ def request_association(
 
 Negotiator = Callable[[A_ASSOCIATE_RQ], "A_ASSOCIATE_AC | A_ASSOCIATE_RJ"]
 Handler = Callable[[Channel], None]
-
-
-class Server:
-    """Accepts associations on one address, a thread each, up to `max_associations`.
-
-    Over the limit, a connection is still accepted at TCP and answered with
-    A-ASSOCIATE-RJ (2, 3, 2): rejected-transient, local-limit-exceeded.
-
-    `max_association_length` caps the PDU-length of an A-ASSOCIATE-RQ: a longer one is
-    refused from its header, before its body is buffered (ROBUSTNESS 5).
-    """
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        negotiate: Negotiator,
-        handler: Handler,
-        *,
-        max_associations: int = 64,
-        timeouts: Timeouts = Timeouts(),
-        ssl_context: ssl.SSLContext | None = None,
-        max_pdata_length: int = 16384,
-        max_association_length: int = DEFAULT_MAX_ASSOCIATION_LENGTH,
-        backlog: int = 128,
-    ) -> None:
-        self.negotiate = negotiate
-        self.handler = handler
-        self.max_associations = max_associations
-        self.timeouts = timeouts
-        self.ssl_context = ssl_context
-        self.max_pdata_length = max_pdata_length
-        self.max_association_length = max_association_length
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server((host, port), family=family, backlog=backlog)
-        self.address: tuple[str, int] = self._listener.getsockname()[:2]
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._lock = threading.Lock()
-        self._active = 0
-        self._threads: set[threading.Thread] = set()
-        self._stopping = False
-        self._accept_thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self.address[1]
-
-    @property
-    def active_associations(self) -> int:
-        return self._active
-
-    def start(self) -> Server:
-        """Serve in a background thread; returns at once."""
-        self._accept_thread = threading.Thread(
-            target=self.serve_forever, name="dul-accept", daemon=True
-        )
-        self._accept_thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._listener, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stopping:
-                for key, _ in selector.select():
-                    if key.fileobj is self._wake_r:
-                        return
-                    try:
-                        conn, address = self._listener.accept()
-                    except OSError:
-                        continue
-                    self._spawn(conn, address)
-
-    def _spawn(self, conn: socket.socket, address: tuple[str, int]) -> None:
-        thread = threading.Thread(
-            target=self._serve_connection,
-            args=(conn, address),
-            name=f"dul-{address[0]}:{address[1]}",
-            daemon=True,
-        )
-        with self._lock:
-            self._threads.add(thread)
-        thread.start()
-
-    def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
-        peer = _address_text(address[0], address[1])
-        counted = False
-        try:
-            _tune(sock)
-            if self.ssl_context is not None:
-                sock.settimeout(self.timeouts.artim)
-                sock = self.ssl_context.wrap_socket(sock, server_side=True)
-
-            def provider_check(request: A_ASSOCIATE_RQ) -> A_ASSOCIATE_RJ | None:
-                nonlocal counted
-                refusal = check_protocol_version(request)
-                if refusal is None:
-                    with self._lock:
-                        if self._active >= self.max_associations:
-                            refusal = A_ASSOCIATE_RJ(result=2, source=3, reason=2)
-                        else:
-                            self._active += 1
-                            counted = True
-                if refusal is not None:
-                    log.info(
-                        "association from %s (%r -> %r) rejected: %s",
-                        peer,
-                        request.calling_ae,
-                        request.called_ae,
-                        RJ_REASONS.get(
-                            (refusal.source, refusal.reason), f"reason {refusal.reason}"
-                        ),
-                    )
-                return refusal
-
-            machine = Machine(
-                requestor=False,
-                artim_timeout=self.timeouts.artim,
-                max_pdata_length=self.max_pdata_length,
-                max_association_length=self.max_association_length,
-                provider_check=provider_check,
-                name=f"acceptor {peer}",
-            )
-            channel = Channel(sock, machine, self.timeouts, peer)
-            channel._perform(machine.transport_indication(time.monotonic()))  # AE-5, ARTIM
-            primitive = channel.next_primitive(None)
-            if not isinstance(primitive, AssociateIndication):
-                channel.abort()
-                return
-            response = self.negotiate(primitive.request)
-            channel._perform(machine.associate_response(response, time.monotonic()))
-            if isinstance(response, A_ASSOCIATE_RJ):
-                # The AE titles are the peer's bytes: logged escaped (ROBUSTNESS 15).
-                log.info(
-                    "association from %s (%r -> %r) rejected: %s",
-                    peer,
-                    primitive.request.calling_ae_title,  # as received, padding shown
-                    primitive.request.called_ae_title,
-                    RJ_REASONS.get((response.source, response.reason), f"reason {response.reason}"),
-                )
-                # A rejected association no longer takes a place in the limit while
-                # we wait (ARTIM at most) for the peer to close.
-                with self._lock:
-                    if counted:
-                        self._active -= 1
-                        counted = False
-                channel._await_close()
-                return
-            channel.contexts = negotiated_contexts(primitive.request, response)
-            try:
-                self.handler(channel)
-            finally:
-                if channel.machine.state is not State.Sta1:
-                    channel.close()
-        except AssociationError as exc:  # released or aborted: the handler's normal end
-            log.info("association with %s ended: %s", peer, exc)
-        except OSError as exc:  # ssl.SSLError included
-            log.info("connection from %s ended: %s", peer, exc)
-        except Exception:
-            log.exception("association with %s failed", peer)
-        finally:
-            try:
-                sock.close()
-            except OSError:
-                pass
-            with self._lock:
-                if counted:
-                    self._active -= 1
-                self._threads.discard(threading.current_thread())
-
-    def shutdown(self, timeout: float | None = 10.0) -> None:
-        """Stop accepting; wait (up to `timeout`) for the associations in progress."""
-        self._stopping = True
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-        if (
-            self._accept_thread is not None
-            and self._accept_thread is not threading.current_thread()
-        ):
-            self._accept_thread.join(timeout)
-        self._listener.close()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(_remaining(deadline, time.monotonic()))
-        self._wake_r.close()
-        self._wake_w.close()
-
-    def __enter__(self) -> Server:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()

@@ -51,7 +51,8 @@ from dul import A_ABORT, A_ASSOCIATE_RJ, A_RELEASE_RP, A_RELEASE_RQ
 from dul.errors import AssociationError, DulTimeout
 from dul.fsm import State
 from dul.negotiation import AcceptorPolicy, negotiate
-from dul.transport import Channel, Server, request_association
+from dul.server import Server
+from dul.transport import Channel, request_association
 from tests.peers import HOST, PeerProcess, in_ci, wait_until
 from tests.rawpeer import (
     CT_IMAGE_STORAGE,

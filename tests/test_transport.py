@@ -36,7 +36,8 @@ from dul.errors import (
 from dul.fsm import State
 from dul.negotiation import AcceptorPolicy, ProposedContext, build_request, negotiate
 from dul.pdu import A_ABORT, A_ASSOCIATE_RQ, P_DATA_TF, encode_pdu
-from dul.transport import Channel, Server, Timeouts, request_association
+from dul.server import Server
+from dul.transport import Channel, Timeouts, request_association
 from tests import peers
 from tests.peers import HOST, wait_until
 
@@ -256,13 +257,12 @@ def test_server_closes_a_silent_connection_when_artim_expires(
     with socket.create_connection((HOST, server.port), timeout=WAIT_S) as sock:
         start = time.monotonic()
         local_port = sock.getsockname()[1]
-        wait_until(
-            lambda: bool(connection_threads(local_port)), WAIT_S, "the server starts a thread"
-        )
+        wait_until(lambda: server.waiting_connections == 1, WAIT_S, "the server holds it")
+        assert not connection_threads(local_port), "no thread before the A-ASSOCIATE-RQ"
         assert sock.recv(100) == b"", "the server closes without sending anything"
         elapsed = time.monotonic() - start
     assert 0.45 <= elapsed < 3.0, elapsed
-    wait_until(lambda: not connection_threads(local_port), WAIT_S, "the server's thread ends")
+    assert server.waiting_connections == 0
     assert served.channels == [], "no association was ever handed to the handler"
     assert server.active_associations == 0
 

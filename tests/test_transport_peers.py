@@ -36,7 +36,8 @@ from dul.errors import AssociationReleased
 from dul.fsm import State
 from dul.negotiation import AcceptorPolicy, ProposedContext, build_request, negotiate
 from dul.pdu import A_ASSOCIATE_RQ
-from dul.transport import Channel, Server, Timeouts, request_association
+from dul.server import Server
+from dul.transport import Channel, Timeouts, request_association
 from tests import peers
 from tests.peers import HOST, run_dcmtk, wait_until
 

@@ -1,0 +1,526 @@
+"""Accepting associations: one loop for every connection still waiting, a thread for
+each association (the socket code of the acceptor side; the `Channel` is in
+dul/transport.py).
+
+A connection costs a thread only once its A-ASSOCIATE-RQ has come. Until then it
+waits in one selector loop, with the loop's own thread: a socket, a `Machine` in
+Sta2 with its ARTIM deadline (PS3.8 9.1.4), and no buffer but what the framing
+keeps of a PDU on its way. So a burst of idle connections costs a few kilobytes
+each, and the memory goes back when they go. The limits, each logged once when it
+is hit (and again when the pressure is over):
+
+- `max_pending` connections waiting for their A-ASSOCIATE-RQ: past it, the one that
+  has waited longest is closed to make room (ROBUSTNESS 48): a flood of silent
+  connections cannot lock a real caller out for ARTIM's 30 s;
+- `max_associations` associations at once, and `max_per_caller` for one calling AE
+  title: past them, A-ASSOCIATE-RJ (2, 3, 2), rejected-transient, local limit
+  exceeded (ROBUSTNESS 17);
+- out of file descriptors (EMFILE, ENFILE) or of kernel memory, `accept` is paused,
+  with a back-off from 50 ms to 2 s, rather than retried in a tight loop; the
+  connections already open are served, and accepting starts again by itself
+  (ROBUSTNESS 47). The waiting connection that is oldest is closed too, to give a
+  descriptor back.
+
+TLS handshakes run in the loop as well, without blocking it, under the same ARTIM
+deadline.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dul.errors import AssociationError, DulTimeout
+from dul.framing import DEFAULT_MAX_ASSOCIATION_LENGTH
+from dul.fsm import State
+from dul.machine import Machine, check_protocol_version
+from dul.negotiation import negotiated_contexts
+from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
+from dul.primitives import AssociateIndication
+from dul.reasons import RJ_REASONS
+from dul.transport import (
+    Channel,
+    Handler,
+    Negotiator,
+    Timeouts,
+    _address_text,
+    _tune,
+    _would_block,
+)
+
+if TYPE_CHECKING:
+    import ssl
+
+log = logging.getLogger("dul.server")
+
+#: errno values of `accept` that mean "not now": out of descriptors or memory.
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_BACKOFF_FIRST = 0.05
+_BACKOFF_MOST = 2.0
+#: Connections taken from the listen queue at one wake, before the others get a turn.
+_ACCEPT_BATCH = 64
+#: The most bytes read at once from a connection still waiting for its A-ASSOCIATE-RQ.
+_READ = 64 << 10
+
+
+@dataclass(eq=False)
+class _Place:
+    """A connection's place in the association limits, once its A-ASSOCIATE-RQ came.
+    Apart from the connection so that the machine's check refers to it without a
+    reference cycle (a cycle would leave every association to the cycle collector)."""
+
+    peer: str
+    counted: bool = False
+    caller: str = ""
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """A connection in the loop: its channel (Sta2, ARTIM running), its descriptor
+    (kept: the selector forgets it by number, after the socket may be closed), since
+    when it waits."""
+
+    channel: Channel
+    fd: int
+    since: float
+    place: _Place
+    handshaking: bool = False
+
+
+@dataclass
+class _Episode:
+    """A limit being hit: logged once when it starts, once when it ends."""
+
+    what: str
+    count: int = 0
+
+    def hit(self, detail: str) -> None:
+        if self.count == 0:
+            log.warning("%s: %s", self.what, detail)
+        self.count += 1
+
+    def over(self) -> None:
+        if self.count:
+            log.warning("%s: over, after %d time(s)", self.what, self.count)
+            self.count = 0
+
+
+@dataclass
+class _Limits:
+    max_associations: int
+    max_per_caller: int | None
+    active: int = 0
+    by_caller: Counter[str] = field(default_factory=Counter)
+
+
+class Server:
+    """Accepts associations on one address (see the module docstring).
+
+    `max_association_length` caps the PDU-length of an A-ASSOCIATE-RQ: a longer one
+    is refused from its header, before its body is buffered (ROBUSTNESS 5).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        negotiate: Negotiator,
+        handler: Handler,
+        *,
+        max_associations: int = 64,
+        timeouts: Timeouts = Timeouts(),
+        ssl_context: ssl.SSLContext | None = None,
+        max_pdata_length: int = 16384,
+        max_association_length: int = DEFAULT_MAX_ASSOCIATION_LENGTH,
+        backlog: int = 128,
+        max_pending: int = 256,
+        max_per_caller: int | None = None,
+    ) -> None:
+        self.negotiate = negotiate
+        self.handler = handler
+        self.timeouts = timeouts
+        self.ssl_context = ssl_context
+        self.max_pdata_length = max_pdata_length
+        self.max_association_length = max_association_length
+        self.max_pending = max_pending
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, port), family=family, backlog=backlog)
+        self._listener.setblocking(False)
+        self.address: tuple[str, int] = self._listener.getsockname()[:2]
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._lock = threading.Lock()
+        self._limits = _Limits(max_associations, max_per_caller)
+        self._threads: set[threading.Thread] = set()
+        self._waiting: dict[int, _Waiting] = {}  # by file descriptor
+        self._stopping = False
+        self._accept_thread: threading.Thread | None = None
+        self._resume_at: float | None = None  # accepting paused until then
+        self._backoff = _BACKOFF_FIRST
+        self._exhausted = _Episode("out of file descriptors or memory: accepting paused")
+        self._crowded = _Episode(
+            f"more than {max_pending} connections waiting for an A-ASSOCIATE-RQ: the longest waiting closed"
+        )
+        self._full = _Episode("association limit reached: A-ASSOCIATE-RJ (2, 3, 2)")
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    @property
+    def max_associations(self) -> int:
+        return self._limits.max_associations
+
+    @property
+    def active_associations(self) -> int:
+        return self._limits.active
+
+    @property
+    def waiting_connections(self) -> int:
+        """Connections that have not sent their A-ASSOCIATE-RQ yet."""
+        return len(self._waiting)
+
+    def start(self) -> Server:
+        """Serve in a background thread; returns at once."""
+        self._accept_thread = threading.Thread(
+            target=self.serve_forever, name="dul-accept", daemon=True
+        )
+        self._accept_thread.start()
+        return self
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            try:
+                while not self._stopping:
+                    ready = selector.select(self._timeout(time.monotonic()))
+                    for key, _ in ready:
+                        if key.fileobj is self._wake_r:
+                            return
+                        if key.fileobj is self._listener:
+                            self._accept(selector)
+                        else:
+                            self._advance(selector, key.data)
+                    self._expire(selector, time.monotonic())
+            finally:
+                for waiting in list(self._waiting.values()):
+                    self._drop(selector, waiting)
+
+    def _timeout(self, now: float) -> float | None:
+        deadlines = [w.channel.machine.next_deadline() for w in self._waiting.values()]
+        deadlines.append(self._resume_at)
+        present = [d for d in deadlines if d is not None]
+        return max(0.0, min(present) - now) if present else None
+
+    def _accept(self, selector: selectors.BaseSelector) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                conn, address = self._listener.accept()
+            except BlockingIOError:  # the listen queue is empty: no shortage any more
+                self._exhausted.over()
+                self._backoff = _BACKOFF_FIRST
+                return
+            except OSError as exc:
+                if exc.errno in _EXHAUSTED:
+                    self._pause(selector, exc)
+                return  # another error (ECONNABORTED...): the next wake tries again
+            self._admit(selector, conn, address)
+
+    def _pause(self, selector: selectors.BaseSelector, exc: OSError) -> None:
+        """Stop accepting for a while (ROBUSTNESS 47): a listener that stays readable
+        would otherwise wake the loop for ever, failing each time."""
+        self._exhausted.hit(
+            f"{exc.strerror}; {len(self._waiting)} connection(s) waiting and "
+            f"{self._limits.active} association(s) open; retrying in {self._backoff:g} s"
+        )
+        selector.unregister(self._listener)
+        self._resume_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, _BACKOFF_MOST)
+        if self._waiting:  # the one that waited longest gives its descriptor back
+            self._drop(selector, min(self._waiting.values(), key=lambda w: w.since))
+
+    def _admit(
+        self, selector: selectors.BaseSelector, conn: socket.socket, address: tuple[str, int]
+    ) -> None:
+        if len(self._waiting) >= self.max_pending:
+            oldest = min(self._waiting.values(), key=lambda w: w.since)
+            self._crowded.hit(f"closing the one from {oldest.channel.peer}")
+            self._drop(selector, oldest)
+        elif self._crowded.count and len(self._waiting) < self.max_pending // 2:
+            self._crowded.over()
+        peer = _address_text(address[0], address[1])
+        now = time.monotonic()
+        try:
+            _tune(conn)
+            conn.setblocking(False)
+            sock = conn
+            if self.ssl_context is not None:
+                sock = self.ssl_context.wrap_socket(
+                    conn, server_side=True, do_handshake_on_connect=False
+                )
+        except OSError as exc:
+            log.info("connection from %s ended: %s", peer, exc)
+            conn.close()
+            return
+        channel = Channel(sock, self._machine(peer), self.timeouts, peer)
+        waiting = _Waiting(channel, sock.fileno(), now, _Place(peer))
+        waiting.handshaking = self.ssl_context is not None
+        channel.machine.provider_check = self._check(waiting.place)
+        channel._perform(channel.machine.transport_indication(now))  # AE-5, ARTIM starts
+        self._waiting[waiting.fd] = waiting
+        selector.register(waiting.fd, selectors.EVENT_READ, waiting)
+        if waiting.handshaking:
+            self._handshake(selector, waiting)
+
+    def _machine(self, peer: str) -> Machine:
+        return Machine(
+            requestor=False,
+            artim_timeout=self.timeouts.artim,
+            max_pdata_length=self.max_pdata_length,
+            max_association_length=self.max_association_length,
+            name=f"acceptor {peer}",
+        )
+
+    def _handshake(self, selector: selectors.BaseSelector, waiting: _Waiting) -> None:
+        import ssl  # a TLS server has it already
+
+        sock = waiting.channel.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            selector.modify(waiting.fd, selectors.EVENT_READ, waiting)
+            return
+        except ssl.SSLWantWriteError:
+            selector.modify(waiting.fd, selectors.EVENT_WRITE, waiting)
+            return
+        except OSError as exc:  # ssl.SSLError, dul.tls's handshake errors
+            log.info("TLS handshake with %s failed: %s", waiting.channel.peer, exc)
+            self._drop(selector, waiting)
+            return
+        waiting.handshaking = False
+        selector.modify(waiting.fd, selectors.EVENT_READ, waiting)
+
+    def _advance(self, selector: selectors.BaseSelector, waiting: _Waiting) -> None:
+        """Read what the connection sent, and feed it to its machine."""
+        if waiting.handshaking:
+            self._handshake(selector, waiting)
+            return
+        channel = waiting.channel
+        sock = channel.sock
+        assert sock is not None
+        try:
+            data = sock.recv(_READ)
+        except OSError as exc:
+            if _would_block(exc) or isinstance(exc, InterruptedError):
+                return  # TLS: not a whole record yet
+            log.debug("receive from %s failed: %s", channel.peer, exc)
+            data = b""
+        now = time.monotonic()
+        try:
+            if not data:
+                channel._close_socket()
+                channel._perform(channel.machine.transport_closed(now))
+            else:
+                channel._perform(channel.machine.receive_data(data, now))
+        except DulTimeout:  # a refusal that could not be written: the peer is gone
+            pass
+        if channel.sock is not None:
+            channel.sock.setblocking(False)  # a write above set a timeout
+        self._settle(selector, waiting)
+
+    def _settle(self, selector: selectors.BaseSelector, waiting: _Waiting) -> None:
+        """After the machine moved: hand an A-ASSOCIATE-RQ over, or drop what ended."""
+        channel = waiting.channel
+        if any(isinstance(o, AssociateIndication) for o in channel._inbox):
+            self._forget(selector, waiting)
+            self._spawn(waiting)
+        elif channel.sock is None or channel.machine.state in (State.Sta1, State.Sta13):
+            if channel.machine.state is State.Sta13 and channel.sock is not None:
+                return  # a refusal was sent: the peer closes, or ARTIM does (AR-5)
+            self._drop(selector, waiting)
+
+    def _expire(self, selector: selectors.BaseSelector, now: float) -> None:
+        if self._resume_at is not None and now >= self._resume_at:
+            self._resume_at = None
+            selector.register(self._listener, selectors.EVENT_READ)
+        for waiting in list(self._waiting.values()):
+            deadline = waiting.channel.machine.next_deadline()
+            if deadline is not None and now >= deadline:  # ARTIM (ROBUSTNESS 1, 3, 38)
+                if waiting.channel.machine.state is State.Sta2:
+                    log.info(
+                        "connection from %s closed: no A-ASSOCIATE-RQ within ARTIM (%g s)",
+                        waiting.channel.peer,
+                        self.timeouts.artim,
+                    )
+                self._forget(selector, waiting)
+                try:
+                    waiting.channel._perform(waiting.channel.machine.handle_timer(now))
+                except DulTimeout:
+                    pass
+                self._close(waiting)
+
+    def _forget(self, selector: selectors.BaseSelector, waiting: _Waiting) -> None:
+        """Out of the loop (its socket still open)."""
+        if self._waiting.pop(waiting.fd, None) is not None:
+            selector.unregister(waiting.fd)
+
+    def _drop(self, selector: selectors.BaseSelector, waiting: _Waiting) -> None:
+        """Out of the loop, and closed."""
+        self._forget(selector, waiting)
+        self._close(waiting)
+
+    def _close(self, waiting: _Waiting) -> None:
+        channel = waiting.channel
+        channel._close_socket()
+        if channel.machine.state is not State.Sta1:
+            channel._perform(channel.machine.transport_closed(time.monotonic()))
+        self._release(waiting.place)
+
+    # -- the limits ----------------------------------------------------------------------
+
+    def _check(self, place: _Place) -> Callable[[A_ASSOCIATE_RQ], A_ASSOCIATE_RJ | None]:
+        """The machine's check of an A-ASSOCIATE-RQ, before anything else is done with
+        it: the protocol version (PS3.8 9.3.2), then a place in the limits."""
+        limits = self._limits
+
+        def provider_check(request: A_ASSOCIATE_RQ) -> A_ASSOCIATE_RJ | None:
+            refusal = check_protocol_version(request)
+            if refusal is None:
+                caller = request.calling_ae
+                with self._lock:
+                    if limits.active >= limits.max_associations:
+                        refusal = A_ASSOCIATE_RJ(result=2, source=3, reason=2)
+                        self._full.hit(f"{limits.max_associations} association(s) open")
+                    elif (
+                        limits.max_per_caller is not None
+                        and limits.by_caller[caller] >= limits.max_per_caller
+                    ):
+                        refusal = A_ASSOCIATE_RJ(result=2, source=3, reason=2)
+                        log.warning(
+                            "association from %s refused: %r has %d association(s) open, the most one caller may",
+                            place.peer,
+                            caller,
+                            limits.max_per_caller,
+                        )
+                    else:
+                        limits.active += 1
+                        limits.by_caller[caller] += 1
+                        place.counted, place.caller = True, caller
+                        if limits.active < limits.max_associations:
+                            self._full.over()
+            if refusal is not None:
+                log.info(
+                    "association from %s (%r -> %r) rejected: %s",
+                    place.peer,
+                    request.calling_ae,
+                    request.called_ae,
+                    RJ_REASONS.get((refusal.source, refusal.reason), f"reason {refusal.reason}"),
+                )
+            return refusal
+
+        return provider_check
+
+    def _release(self, place: _Place) -> None:
+        with self._lock:
+            if place.counted:
+                place.counted = False
+                self._limits.active -= 1
+                self._limits.by_caller[place.caller] -= 1
+                if self._limits.by_caller[place.caller] <= 0:
+                    del self._limits.by_caller[place.caller]
+
+    # -- an association ------------------------------------------------------------------
+
+    def _spawn(self, waiting: _Waiting) -> None:
+        sock = waiting.channel.sock
+        assert sock is not None
+        sock.setblocking(True)
+        thread = threading.Thread(
+            target=self._serve_association,
+            args=(waiting,),
+            name=f"dul-{waiting.channel.peer}",
+            daemon=True,
+        )
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def _serve_association(self, waiting: _Waiting) -> None:
+        channel = waiting.channel
+        peer = channel.peer
+        try:
+            primitive = channel.next_primitive(None)
+            assert isinstance(primitive, AssociateIndication)
+            response: A_ASSOCIATE_AC | A_ASSOCIATE_RJ = self.negotiate(primitive.request)
+            channel._perform(channel.machine.associate_response(response, time.monotonic()))
+            if isinstance(response, A_ASSOCIATE_RJ):
+                # The AE titles are the peer's bytes: logged escaped (ROBUSTNESS 15).
+                log.info(
+                    "association from %s (%r -> %r) rejected: %s",
+                    peer,
+                    primitive.request.calling_ae_title,  # as received, padding shown
+                    primitive.request.called_ae_title,
+                    RJ_REASONS.get((response.source, response.reason), f"reason {response.reason}"),
+                )
+                # A rejected association no longer takes a place in the limits while
+                # we wait (ARTIM at most) for the peer to close.
+                self._release(waiting.place)
+                channel._await_close()
+                return
+            channel.contexts = negotiated_contexts(primitive.request, response)
+            try:
+                self.handler(channel)
+            finally:
+                if channel.machine.state is not State.Sta1:
+                    channel.close()
+        except AssociationError as exc:  # released or aborted: the handler's normal end
+            log.info("association with %s ended: %s", peer, exc)
+        except OSError as exc:  # ssl.SSLError included
+            log.info("connection from %s ended: %s", peer, exc)
+        except Exception:
+            log.exception("association with %s failed", peer)
+        finally:
+            channel._close_socket()
+            self._release(waiting.place)
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float | None = 10.0) -> None:
+        """Stop accepting; wait (up to `timeout`) for the associations in progress."""
+        self._stopping = True
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        if (
+            self._accept_thread is not None
+            and self._accept_thread is not threading.current_thread()
+        ):
+            self._accept_thread.join(timeout)
+        self._listener.close()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
