@@ -2,7 +2,10 @@
 
 Matches go to stdout (`cli.printing`); a final failure status is explained on
 stderr and gives exit status 1. With -V the number of matches is said at the end
-("Find was successful.", as gdcmscu says it).
+("Find was successful.", as gdcmscu says it). A response whose identifier cannot be
+read exactly (a length past its end, an item never closed, over the size limit) is
+not printed: one line on stderr names the response and the element, and the exit
+status is 1 (ROBUSTNESS 50-51).
 """
 
 from __future__ import annotations
@@ -28,16 +31,22 @@ def run_find(settings: Settings, context: Context, query: Query) -> int:
     contexts = implicit_only(query.sop_class_uid)
     final: Status | None = None
     refused: client.NoPresentationContext | None = None
+    unreadable = 0
     try:
         with open_association(settings, contexts) as association:
             try:
-                for response in association.find(
-                    query.identifier, query.root, priority=settings.priority
+                for number, response in enumerate(
+                    association.find(query.identifier, query.root, priority=settings.priority),
+                    start=1,
                 ):
-                    if response.status.is_pending:
-                        if response.identifier is not None:
-                            printer.response(response.identifier)
-                    else:
+                    if response.problem:
+                        unreadable += 1
+                        log.error(
+                            "C-FIND response %d (%s): %s", number, response.status, response.problem
+                        )
+                    elif response.status.is_pending and response.identifier is not None:
+                        printer.response(response.identifier)
+                    if not response.status.is_pending:
                         final = response.status
             except client.NoPresentationContext as exc:
                 refused = exc  # the association is released normally
@@ -47,6 +56,13 @@ def run_find(settings: Settings, context: Context, query: Query) -> int:
         log.error("%s", explain_exception(refused, context))
         return 1
     assert final is not None
+    if unreadable and not final.is_failure:
+        log.error(
+            "%d C-FIND response(s) could not be read exactly, and were not printed; "
+            "the server sent malformed identifiers",
+            unreadable,
+        )
+        return 1
     if final.is_success or final.is_warning:
         if final.is_warning:
             log.warning("C-FIND ended with a warning: %s", final)

@@ -17,7 +17,13 @@ from typing import BinaryIO
 from dimse.commands import Command
 from dimse.errors import DimseError
 from dimse.files import Part10Info
-from dimse.fragments import Reassembler, ReceivedMessage, fragment_message, stream_runs
+from dimse.fragments import (
+    DEFAULT_MAX_IDENTIFIER,
+    Reassembler,
+    ReceivedMessage,
+    fragment_message,
+    stream_runs,
+)
 from dimse.messages import DimseMessage, message_from_command
 from dimse.transfer.convert import Converted, Decompress, choose, convert, needs_conversion
 from dul.errors import AbortReason, AssociationAborted
@@ -80,7 +86,12 @@ class MessageChannel:
         channel: Channel,
         *,
         data_sink: Callable[[int, Command], BinaryIO | None] | None = None,
+        max_identifier: int | None = DEFAULT_MAX_IDENTIFIER,
+        spool_dir: Path | None = None,
     ) -> None:
+        """`max_identifier`: the longest data set kept for a message that is not a
+        C-STORE (`Reassembler`); `spool_dir`: where data sets too big for memory go
+        (None: the system's temporary folder)."""
         self.channel = channel
         self.contexts: dict[int, NegotiatedContext] = {
             cid: ctx for cid, ctx in channel.contexts.items() if ctx.accepted
@@ -89,11 +100,16 @@ class MessageChannel:
         # a bound method of ours there would make a reference cycle, and every
         # association would wait for the cycle collector to be freed.
         self._sinks = _SinkHolder(data_sink)
-        self.reassembler = Reassembler(self.contexts, data_sink=self._sinks.open)
+        self.reassembler = Reassembler(
+            self.contexts,
+            data_sink=self._sinks.open,
+            max_identifier=max_identifier,
+            spool_dir=None if spool_dir is None else str(spool_dir),
+        )
         self._ready: deque[ReceivedMessage] = deque()
         self._message_id = 0
         #: where converted data sets bigger than memory allows are spooled (None: tmp)
-        self.spool_dir: Path | None = None
+        self.spool_dir: Path | None = spool_dir
 
     def set_data_sink(self, sink: Callable[[int, Command], BinaryIO | None] | None) -> None:
         """Where the data sets of the next messages go (None: memory, then a spool)."""

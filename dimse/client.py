@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -35,7 +36,7 @@ from dimse.datasets import (
 from dimse.errors import DimseError
 from dimse.file_check import check_file
 from dimse.files import Part10Info
-from dimse.fragments import ReceivedMessage
+from dimse.fragments import DEFAULT_MAX_IDENTIFIER, ReceivedMessage
 from dimse.messages import (
     C_CANCEL_RQ,
     C_ECHO_RQ,
@@ -55,6 +56,7 @@ from dimse.messages import (
 from dimse.models import MODELS, VERIFICATION, Root
 from dimse.proposals import MAX_CONTEXTS, get_storage_contexts
 from dimse.proposals import store_contexts as store_contexts
+from dimse.received import fit
 from dimse.results import FindResponse, ReceivedInstance, RetrieveResponse, StoreResult
 from dimse.status import Status
 from dimse.storage import InstanceWriter, InvalidInstance, PendingInstance
@@ -105,13 +107,15 @@ def connect(
     user_identity: UserIdentityRQSubItem | None = None,
     async_window: int | None = None,
     decompress: Decompress = Decompress.LOSSLESS,
+    max_identifier: int | None = DEFAULT_MAX_IDENTIFIER,
 ) -> Association:
     """Open an association; use it as a context manager (released on exit).
 
     `async_window` proposes the Asynchronous Operations Window (PS3.7 D.3.3.3): up
     to that many requests outstanding at once (`store_many` uses what the peer grants).
     `decompress`: which compressed instances `store` may decompress for a peer that
-    did not accept their syntax (`dimse.transfer.convert`).
+    did not accept their syntax (`dimse.transfer.convert`). `max_identifier`: the
+    longest response identifier kept (a hostile server's is dropped past it).
     """
     _check_ae(calling_ae, "calling")
     _check_ae(called_ae, "called")
@@ -138,7 +142,7 @@ def connect(
             f"the TLS connection to {host}:{port} was closed before the association was "
             f"answered ({exc}); the server may require a client certificate, or refuse ours"
         ) from exc
-    return Association(MessageChannel(channel), timeouts, decompress)
+    return Association(MessageChannel(channel, max_identifier=max_identifier), timeouts, decompress)
 
 
 def _store_request(
@@ -292,9 +296,21 @@ class Association:
     def _response_to(
         self, message_ids: set[int], kind: type[Response]
     ) -> tuple[Response, ReceivedMessage]:
-        """Wait for a response to one of `message_ids`."""
+        """Wait for a response to one of `message_ids`, at most the DIMSE timeout: a
+        C-STORE sub-operation of our C-GET is served, and counts as progress; any other
+        message is none of ours, and ends the association (ROBUSTNESS 52)."""
+        limit = self.timeouts.dimse
+        deadline = None if limit is None else time.monotonic() + limit
         while True:
-            received = self.messages.receive(self.timeouts.dimse)
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                received = self.messages.receive(remaining)
+            except DulTimeout as exc:
+                ids = ", ".join(map(str, sorted(message_ids)))
+                raise DulTimeout(
+                    f"no {kind.NAME} to message {ids} from {self.peer} within {limit} s "
+                    "(the DIMSE timeout); association aborted"
+                ) from exc
             try:
                 message = self.messages.message_of(received)
             except DimseError as exc:
@@ -304,14 +320,24 @@ class Association:
                 ) from exc
             if isinstance(message, C_STORE_RQ):
                 self._serve_get_store(received, message)
+                if deadline is not None and limit is not None:
+                    deadline = time.monotonic() + limit
                 continue
             if isinstance(message, kind) and message.message_id_being_responded_to in message_ids:
                 return message, received
-            log.warning(
-                "ignoring %s from %s while waiting for %s", message.NAME, self.peer, kind.__name__
+            responded = getattr(message, "message_id_being_responded_to", None)
+            about = f" to message {responded}" if responded is not None else ""
+            self.abort()
+            raise AssociationAborted(
+                f"{self.peer} sent {message.NAME}{about} while we waited for {kind.NAME} to "
+                f"message {', '.join(map(str, sorted(message_ids)))}: none of ours; association aborted"
             )
 
     def _decode_identifier(self, received: ReceivedMessage) -> Dataset | None:
+        """The response's identifier (None when it has none); DimseError when it
+        cannot be read exactly or was over `max_identifier`."""
+        if received.too_long:
+            raise DimseError(f"the identifier was not kept: {received.too_long}")
         data = received.data_set
         if data is None:
             return None
@@ -511,7 +537,12 @@ class Association:
                 response, received = self._response(message_id, C_FIND_RSP)
                 status = response.get_status()
                 final = status.is_final
-                yield FindResponse(status, self._decode_identifier(received), message_id)
+                try:
+                    match = self._decode_identifier(received)
+                except DimseError as exc:  # reported with the response, not raised
+                    yield FindResponse(status, None, message_id, str(exc))
+                    continue
+                yield FindResponse(status, match, message_id)
         finally:
             if not final:
                 self._cancel_and_drain(context.context_id, message_id, C_FIND_RSP)
@@ -660,8 +691,7 @@ class Association:
         handed_back: object = data  # our sink, when the data set was streamed to disk
         try:
             if received.error is not None:
-                log.error("cannot write %s: %s", request.affected_sop_instance_uid, received.error)
-                status = 0xA700
+                raise received.error  # the sink failed as the data came: said below
             elif isinstance(handed_back, PendingInstance):
                 path = handed_back.commit()
             elif data is not None and self._get_writer is not None and context.transfer_syntax:
@@ -683,9 +713,11 @@ class Association:
             )
             self.refused.append((request.affected_sop_instance_uid, exc.refusal.reason))
             status, comment = exc.refusal.status, exc.refusal.comment
-        except OSError as exc:
-            log.error("cannot write %s: %s", request.affected_sop_instance_uid, exc)
-            status = 0xA700
+        except OSError as exc:  # ROBUSTNESS 54: a full disk is said as such
+            why = f"could not be written: {exc.strerror or exc}"
+            log.error("C-GET: instance %s %s", request.affected_sop_instance_uid, why)
+            self.refused.append((request.affected_sop_instance_uid, why))
+            status, comment = 0xA700, fit(why)
         if status == 0:
             self._received.append(
                 ReceivedInstance(

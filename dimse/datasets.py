@@ -205,17 +205,24 @@ def _check_depth(dataset: Dataset, depth: int) -> None:
 def decode_dataset(data: bytes | BinaryIO, transfer_syntax: str) -> Dataset:
     """A Dataset from the bytes of a data set in `transfer_syntax`.
 
-    Raises only `DimseError` (status C000H) for bytes that are not a data set.
+    The structure is walked first (`dimse.transfer.walk`): pydicom reads a value cut
+    short as far as it goes, or guesses past a bad length, and a query answered from
+    that would be answered wrong. Raises only `DimseError` (status C000H) for bytes
+    that are not a whole data set, naming the element.
     """
     from pydicom.filereader import read_dataset
 
+    from dimse.transfer.walk import MalformedDataSet, walk
+
     implicit, little, deflated = _layout(transfer_syntax)
-    stream: BinaryIO
+    raw = data if isinstance(data, bytes) else data.read()
     if deflated:
-        raw = data if isinstance(data, bytes) else data.read()
-        stream = io.BytesIO(inflate(raw))
-    else:
-        stream = io.BytesIO(data) if isinstance(data, bytes) else data
+        raw = inflate(raw)
+    try:
+        walk(raw, implicit=implicit, little=little)
+    except MalformedDataSet as exc:
+        raise DimseError(f"the data set cannot be read: {exc}", status=CANNOT_UNDERSTAND) from None
+    stream: BinaryIO = io.BytesIO(raw)
     try:
         dataset = read_dataset(stream, implicit, little)
         _check_depth(dataset, 0)

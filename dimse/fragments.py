@@ -58,6 +58,10 @@ PDV_OVERHEAD = 6
 DEFAULT_MAX_COMMAND_LENGTH = 64 * 1024
 #: Data set bytes kept in memory before the rest is spooled to a temporary file.
 DEFAULT_SPOOL_THRESHOLD = 4 * 1024 * 1024
+#: The longest identifier kept (a query's or a response's data set): 1 MiB holds a
+#: C-MOVE of 10,000 SOP Instance UIDs; a query has no business being larger.
+DEFAULT_MAX_IDENTIFIER = 1 << 20
+_C_STORE_RQ = 0x0001
 
 COMMAND = 0x01  #: message control header bit 0: command information
 LAST = 0x02  #: message control header bit 1: last fragment
@@ -273,6 +277,9 @@ class ReceivedMessage:
     command: Command
     data_set: bytes | BinaryIO | None = None
     error: OSError | None = None
+    #: set, and `data_set` None, when the data set was longer than the reassembler
+    #: keeps for a message that is not a C-STORE (an identifier): what it says
+    too_long: str = ""
 
 
 _IDLE, _COMMAND, _DATA = 0, 1, 2
@@ -293,6 +300,10 @@ class Reassembler:
     partial file should remove it on close unless the caller has kept it.
     `spool_threshold`: data set bytes kept in memory before the rest goes to a
     temporary file (in `spool_dir`); `max_command_length`: the command set cap.
+    `max_identifier`: the longest data set kept for a message other than a C-STORE-RQ
+    (a query's identifier, a response's): past it the bytes are read and dropped, and
+    the message comes with `too_long` set, to be refused with a status that says so
+    (ROBUSTNESS 49). A C-STORE's data set is an instance: no cap but the disk.
 
     After a `DimseError` the reassembler is spent: every later call raises the same
     error, since the association is being aborted.
@@ -306,8 +317,11 @@ class Reassembler:
         spool_threshold: int = DEFAULT_SPOOL_THRESHOLD,
         spool_dir: str | None = None,
         data_sink: DataSink | None = None,
+        max_identifier: int | None = DEFAULT_MAX_IDENTIFIER,
     ) -> None:
         self.accepted_contexts = frozenset(accepted_contexts)
+        self.max_identifier = max_identifier
+        self._cap: int | None = None  # the cap of the data set being received
         self.max_command_length = max_command_length
         self.spool_threshold = spool_threshold
         self.spool_dir = spool_dir
@@ -411,6 +425,7 @@ class Reassembler:
             return message
         self._command = command
         self._state = _DATA
+        self._cap = None if command.command_field == _C_STORE_RQ else self.max_identifier
         if self.data_sink is not None:
             try:
                 sink = self.data_sink(self._context, command)
@@ -438,6 +453,10 @@ class Reassembler:
 
     def _store(self, data: bytes) -> None:
         self._data_length += len(data)
+        if self._cap is not None and self._data_length > self._cap and self._sink is None:
+            if self._chunks or self._spool is not None:
+                self._drop_sink()  # what was kept goes; the rest is read and dropped
+            return
         if self._sink is not None:
             self._sink.write(data)
         elif self._spool is not None:
@@ -456,6 +475,9 @@ class Reassembler:
     def _finish(self, command: Command) -> ReceivedMessage:
         if self._write_error is not None:
             return ReceivedMessage(self._context, command, None, self._write_error)
+        if self._cap is not None and self._data_length > self._cap and self._sink is None:
+            why = f"its data set of {self._data_length} bytes is over the {self._cap} we keep"
+            return ReceivedMessage(self._context, command, None, None, why)
         sink, spool = self._sink, self._spool
         try:
             if sink is not None:
@@ -496,6 +518,7 @@ class Reassembler:
         self._sink = None
         self._spool = None
         self._write_error = None
+        self._cap = None
 
     def _fail(self, text: str) -> NoReturn:
         self._drop_sink()

@@ -33,6 +33,9 @@ class FindResponse:
     status: Status
     identifier: Dataset | None
     message_id: int
+    #: why the identifier that came with this response cannot be read (then
+    #: `identifier` is None): a malformed data set, or one over the size limit
+    problem: str = ""
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ need from the data set itself (PS3.4 B.2.3: they must match the command). This i
 cheap check made before an instance is sent and before one received is acknowledged:
 a few struct calls per element, no pydicom (`dicomscu --store` never imports it).
 
-Implicit VR carries no VR, so a sequence of defined length is known by its first
-bytes, an Item tag; if what follows cannot be read as items, the value is taken as
-opaque bytes unless the data dictionary says the attribute is a sequence (only then
-is pydicom imported).
+Implicit VR carries no VR, so a sequence of defined length is known from the data
+dictionary (`dictionary.py`), and must then hold items and nothing else; a value of
+another attribute that starts with an Item tag is tried as items too (a private
+sequence), and taken as opaque bytes if it is not.
 
 With `keep=True` the walk also returns the tree of elements (offsets only), which
 `recode.py` follows to write the data set in another encoding.
@@ -37,6 +37,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from dimse.transfer.dictionary import sequence_tags
 from dimse.transfer.vrs import LONG, SHORT
 
 UNDEFINED = 0xFFFFFFFF
@@ -116,11 +117,13 @@ _BE = (struct.Struct(">HH2sH"), struct.Struct(">I"), struct.Struct(">HHI"))
 
 
 class _Walker:
-    def __init__(self, data: bytes | bytearray | memoryview, keep: bool) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview, keep: bool, implicit: bool) -> None:
         self.data = data
         self.size = len(data)
         self.keep = keep
         self.shape = Shape()
+        # Implicit VR does not say which values are sequences: the dictionary does.
+        self.sequences = sequence_tags() if implicit else frozenset()
 
     # -- errors -----------------------------------------------------------------------
 
@@ -213,7 +216,13 @@ class _Walker:
                         tag,
                         f"its value length {length} runs past the end of the {'data set' if depth == 0 else 'item'} ({limit - start} byte(s) left)",
                     )
-                if vr == b"SQ" or (implicit and length >= 8 and self._starts_item(start, little)):
+                if vr == b"SQ" or (
+                    implicit
+                    and length
+                    and (
+                        tag in self.sequences or (length >= 8 and self._starts_item(start, little))
+                    )
+                ):
                     self._defined_sequence(
                         element, tag, vr, start, pos, implicit, little, depth, path
                     )
@@ -397,12 +406,9 @@ def _may_be_sequence(tag: int) -> bool:
     attribute): then a value that looked like items must be items."""
     if (tag >> 16) % 2:
         return True
-    from pydicom.datadict import dictionary_VR
+    from pydicom.datadict import dictionary_has_tag
 
-    try:
-        return "SQ" in dictionary_VR(tag)
-    except KeyError:
-        return True
+    return tag in sequence_tags() or not dictionary_has_tag(tag)
 
 
 def walk(
@@ -410,7 +416,7 @@ def walk(
 ) -> Shape:
     """Walk a whole data set (no preamble, no file meta) in the given encoding; raises
     `MalformedDataSet` naming the first element that is not right."""
-    walker = _Walker(data, keep)
+    walker = _Walker(data, keep, implicit)
     out: list[Element] | None = [] if keep else None
     walker.elements(0, len(data), len(data), implicit, little, 0, (), out)
     walker.shape.elements = out
