@@ -61,16 +61,26 @@ def collect_files(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], l
             seen.add((status.st_dev, status.st_ino))
             files.append(Path(path))
 
+    def unreadable(error: OSError) -> None:
+        # ROBUSTNESS 53: a folder that cannot be listed is said, and fails the run
+        problems.append(
+            f"{error.filename}: {error.strerror or error}; not read, so none of its files was sent"
+        )
+
     for path in paths:
         if path.is_dir():
             if recursive:
-                for top, dirs, names in os.walk(path):
+                for top, dirs, names in os.walk(path, onerror=unreadable):
                     dirs.sort()
                     for name in sorted(names):
                         add(os.path.join(top, name))
             else:
-                with os.scandir(path) as listing:
-                    entries = sorted(listing, key=lambda entry: entry.name)
+                try:
+                    with os.scandir(path) as listing:
+                        entries = sorted(listing, key=lambda entry: entry.name)
+                except OSError as exc:
+                    unreadable(exc)
+                    continue
                 device = os.stat(path).st_dev
                 for entry in entries:
                     if entry.is_symlink():

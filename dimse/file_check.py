@@ -49,6 +49,8 @@ from dimse.transfer.walk import MalformedDataSet, Shape, walk
 
 #: Files up to this size are read whole at once; larger ones are mapped.
 MAP_OVER = 256 << 10
+#: What is read of a larger file before its data set is mapped: its file meta group.
+_META_HEAD = 4096
 #: Media Storage Directory Storage (PS3.10 7.3): a DICOMDIR, not an instance.
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 
@@ -119,7 +121,8 @@ def check_file(path: str | os.PathLike[str]) -> Part10Info:
         raise NotDicomFile(f"{path}: {exc.strerror or exc}") from exc
     try:
         size = os.fstat(fd).st_size
-        head = os.read(fd, min(size, MAP_OVER) or 1)
+        # A small file is read whole at once; a large one, its meta, and mapped.
+        head = os.read(fd, (size if size <= MAP_OVER else _META_HEAD) or 1)
         info = _check(path, fd, size, head)
     except OSError as exc:
         raise NotDicomFile(f"{path}: {exc.strerror or exc}") from exc

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
 from dimse.messages import C_STORE_RQ
+from dimse.received import fit
 from dimse.results import ReceivedInstance
 from dimse.scp import (
     OUT_OF_RESOURCES,
@@ -63,8 +64,11 @@ class _PendingSink(StoreSink):
             log.error("C-STORE %s refused: %s", self.record.sop_instance_uid, exc.refusal.reason)
             self.on_commit.refuse(self.record.sop_instance_uid, exc.refusal.reason)
             raise HandlerStatus(exc.refusal.status, exc.refusal.comment) from None
-        except OSError:
-            return OUT_OF_RESOURCES
+        except OSError as exc:  # ROBUSTNESS 54: said as such, to the requestor too
+            why = f"could not be written: {exc.strerror or exc}"
+            log.error("C-STORE %s %s", self.record.sop_instance_uid, why)
+            self.on_commit.refuse(self.record.sop_instance_uid, why)
+            raise HandlerStatus(OUT_OF_RESOURCES, fit(why)) from None
         self.on_commit(
             ReceivedInstance(
                 self.record.sop_class_uid,
@@ -118,7 +122,8 @@ class DirectoryStorage(Handlers):
             pending = self.writer.open(
                 request.affected_sop_class_uid, request.affected_sop_instance_uid, transfer_syntax
             )
-        except OSError:
+        except OSError as exc:
+            self.store_failed(caller, request, f"could not be written: {exc.strerror or exc}")
             return None  # then `store` answers Out of Resources
         record = ReceivedInstance(
             request.affected_sop_class_uid, request.affected_sop_instance_uid, transfer_syntax, None
@@ -129,6 +134,9 @@ class DirectoryStorage(Handlers):
         self, caller: Caller, request: C_STORE_RQ, data: bytes | object, transfer_syntax: str
     ) -> int:
         return OUT_OF_RESOURCES  # reached only when open_store could not open a file
+
+    def store_failed(self, caller: Caller, request: C_STORE_RQ, why: str) -> None:
+        self.recorder.refuse(request.affected_sop_instance_uid, why)
 
 
 class StorageSCP:

@@ -159,6 +159,39 @@ def pynetdicom_scp(
     return pynetdicom_scp_factory()
 
 
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: a real file system that runs out of space (needs root and
+    CAP_SYS_ADMIN; skipped without, failed when CI is set)."""
+    import subprocess
+
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    try:
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        error = result.stderr.strip() if result.returncode else ""
+    except OSError as exc:
+        error = str(exc)
+    if error:
+        reason = f"a 1 MiB tmpfs cannot be mounted here (needs root and CAP_SYS_ADMIN): {error}"
+        if peers.in_ci():
+            pytest.fail(
+                f"{reason} (CI is set: the full-disk test may not be skipped)", pytrace=False
+            )
+        pytest.skip(reason)
+    try:
+        yield mount_point
+    finally:
+        if subprocess.run(["umount", str(mount_point)], check=False, timeout=30).returncode:
+            # still busy (a failed test left a file open): detach it rather than leak it
+            subprocess.run(["umount", "-l", str(mount_point)], check=False, timeout=30)
+
+
 @pytest.fixture(scope="session")
 def ct_small() -> Path:
     """pydicom's CT_small.dcm (CT Image Storage, explicit VR little endian, 39 kB)."""

@@ -187,7 +187,14 @@ class DicomSCP(Peer):
         return self.popen.returncode
 
 
-def _launch(argv: list[str], archive: Path, log_path: Path, cwd: Path) -> DicomSCP:
+def _launch(
+    argv: list[str],
+    archive: Path,
+    log_path: Path,
+    cwd: Path,
+    preexec: Callable[[], None] | None = None,
+) -> DicomSCP:
+    """`preexec` runs in the child before dicomscp starts (to lower a resource limit)."""
     popen = subprocess.Popen(
         argv,
         cwd=cwd,
@@ -199,6 +206,7 @@ def _launch(argv: list[str], archive: Path, log_path: Path, cwd: Path) -> DicomS
         errors="replace",
         bufsize=1,
         start_new_session=True,  # a Ctrl-C in the terminal is not meant for it
+        preexec_fn=preexec,
     )
     server = DicomSCP(HOST, 0, "", archive=archive, argv=argv, log_path=log_path, popen=popen)
     server._reader = threading.Thread(target=server._pump, name="dicomscp-log", daemon=True)
@@ -215,6 +223,7 @@ def start_dicomscp(
     host: str | None = HOST,
     port: int | None = 0,
     check_exit: bool = True,
+    preexec: Callable[[], None] | None = None,
 ) -> Iterator[DicomSCP]:
     """Run `python -m cli.dicomscp --archive ARCHIVE --host 127.0.0.1 [--config F] ARGS PORT`.
 
@@ -245,7 +254,7 @@ def start_dicomscp(
         argv.append(str(port))
     n = len(list(workdir.glob("dicomscp*.log"))) + 1
     log_path = workdir / f"dicomscp-{n}.log"
-    server = _launch(argv, archive or Path(), log_path, workdir)
+    server = _launch(argv, archive or Path(), log_path, workdir, preexec)
     with _RUNNING_LOCK:
         _RUNNING.append(server)
     try:

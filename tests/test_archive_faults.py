@@ -10,7 +10,6 @@ import random
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dimse.archive import Archive
 from dimse.datasets import encode_dataset
 from dimse.models import Root
-from tests.peers import in_ci
 from tests.test_archive_data import identifier, make_instance, store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,36 +68,6 @@ def assert_consistent(root: Path) -> int:
 
 
 # --- a full disk (ROBUSTNESS 30)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs: a real file system that runs out of space."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    try:
-        result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        error = result.stderr.strip() if result.returncode else ""
-    except OSError as exc:
-        error = str(exc)
-    if error:
-        reason = f"a 1 MiB tmpfs cannot be mounted here (needs root and CAP_SYS_ADMIN): {error}"
-        if in_ci():
-            pytest.fail(
-                f"{reason} (CI is set: the full-disk test may not be skipped)", pytrace=False
-            )
-        pytest.skip(reason)
-    try:
-        yield mount_point
-    finally:
-        if subprocess.run(["umount", str(mount_point)], check=False, timeout=30).returncode:
-            # still busy (a failed test left a file open): detach it rather than leak it
-            subprocess.run(["umount", "-l", str(mount_point)], check=False, timeout=30)
 
 
 def test_a_full_disk_is_a700_and_leaves_no_file(small_disk: Path) -> None:
