@@ -1,4 +1,4 @@
-"""Mutation check of the robustness tests: each case of ROBUSTNESS.md (1-40) must have
+"""Mutation check of the robustness tests: each case of ROBUSTNESS.md (1-55) must have
 a test that fails when the protection it checks is removed.
 
 `MUTATIONS` below is the data: for each case, one or more mutations of the library
@@ -54,6 +54,9 @@ BACKUP_SUFFIX = ".mutation-backup"
 LIBRARY_DIRS = ("dul", "dimse", "cli")
 
 PDU = "tests/test_robustness_pdu.py::"
+ROUND2 = "tests/test_robustness_round2.py::"
+FIDELITY = "tests/test_fidelity_cases.py::"
+COMMANDS = "tests/test_dimse_commands.py::"
 DIMSE = "tests/test_robustness_dimse.py::"
 STORAGE = "tests/test_robustness_storage.py::"
 
@@ -112,6 +115,17 @@ CASES = {
     38: "peer that never closes: ARTIM",
     39: "peer that stops reading our C-STORE",
     40: "malicious C-GET/C-MOVE answer with paths",
+    41: "received data set checked before success",
+    42: "file to send checked to its end",
+    43: "peer's stray command element tolerated",
+    44: "odd deflated data set padded",
+    47: "descriptors exhausted: accept backs off",
+    48: "idle connections capped and cheap",
+    49: "identifier over the limit refused",
+    51: "malformed response identifier reported",
+    52: "DIMSE timeout bounds our own response",
+    53: "unreadable folder said",
+    54: "full output folder said",
 }
 
 # fmt: off
@@ -125,19 +139,11 @@ MUTATIONS: tuple[Mutation, ...] = (
         "AE-5 starts no ARTIM timer",
     ),
     Mutation(
-        2, "dul/transport.py",
-        "                    self._spawn(conn, address)",
-        "                    self._serve_connection(conn, address)  # MUTATION: no thread",
-        [PDU + "test_02_hundreds_of_silent_connections_leave_room_for_a_normal_one"],
-        "connections served one at a time by the accept loop",
-    ),
-    Mutation(
-        2, "dul/transport.py",
-        "        peer = _address_text(address[0], address[1])\n        counted = False\n",
+        2, "dul/server.py",
+        "        peer = _address_text(address[0], address[1])\n        now = time.monotonic()\n",
         "        peer = _address_text(address[0], address[1])\n"
-        "        with self._lock:  # MUTATION: every TCP connection takes a place\n"
-        "            self._active += 1\n"
-        "        counted = True\n",
+        "        now = time.monotonic()\n"
+        "        self._limits.active += 1  # MUTATION: every TCP connection takes a place\n",
         [PDU + "test_02_hundreds_of_silent_connections_leave_room_for_a_normal_one"],
         "the association limit counts TCP connections",
     ),
@@ -167,8 +173,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "Framer: no cap on the A-ASSOCIATE-RQ length",
     ),
     Mutation(
-        5, "dul/transport.py",
-        "                max_association_length=self.max_association_length,\n",
+        5, "dul/server.py",
+        "            max_association_length=self.max_association_length,\n",
         "",
         [PDU + "test_05_the_association_pdu_cap_is_configurable"],
         "Server ignores its max_association_length",
@@ -294,7 +300,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "calling AE title not validated (PS3.5 AE)",
     ),
     Mutation(
-        15, "dul/transport.py",
+        15, "dul/server.py",
         "                    \"association from %s (%r -> %r) rejected: %s\",\n"
         "                    peer,\n"
         "                    primitive.request.calling_ae_title,",
@@ -326,17 +332,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         "called AE title not checked",
     ),
     Mutation(
-        17, "dul/transport.py",
-        "                        if self._active >= self.max_associations:",
-        "                        if False:  # MUTATION: no association limit",
+        17, "dul/server.py",
+        "                    if limits.active >= limits.max_associations:",
+        "                    if False:  # MUTATION: no association limit",
         [PDU + "test_17_over_the_association_limit_is_accepted_at_tcp_then_rejected"],
         "no association limit",
     ),
     Mutation(
-        17, "dul/transport.py",
-        "                if counted:\n                    self._active -= 1\n                self._threads",
-        "                if False:  # MUTATION: the place is never given back\n"
-        "                    self._active -= 1\n                self._threads",
+        17, "dul/server.py",
+        "            if place.counted:\n",
+        "            if False:  # MUTATION: the place is never given back\n",
         [PDU + "test_17_over_the_association_limit_is_accepted_at_tcp_then_rejected"],
         "an ended association keeps its place",
     ),
@@ -426,10 +431,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     # --- 22-24: command sets
     Mutation(
         22, "dimse/commands.py",
-        "    return Command(values)",
+        "    return Command(values, stray)",
         "    if \"CommandGroupLength\" not in values:  # MUTATION: (0000,0000) required\n"
         "        raise DimseError(\"command set without (0000,0000)\")\n"
-        "    return Command(values)",
+        "    return Command(values, stray)",
         [DIMSE + "test_22_a_command_set_without_group_length_is_accepted"],
         "(0000,0000) required",
     ),
@@ -624,7 +629,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         34, "dimse/scp.py",
-        "                timeouts=provider.timeouts,\n",
+        "                timeouts=self.provider.timeouts,\n",
         "",
         [STORAGE + "test_34_a_move_destination_that_hangs_is_bounded_by_the_timeouts"],
         "sub-association without the server's timeouts",
@@ -735,6 +740,94 @@ MUTATIONS: tuple[Mutation, ...] = (
             STORAGE + "test_40_a_c_move_answered_with_path_uids_writes_inside_the_output_dir",
         ],
         "InstanceWriter names files from the raw UID",
+    ),
+    # --- 41-46: exact data (issue 11)
+    Mutation(
+        41, "dimse/archive.py",
+        "        refusal = self._check(store, pending)\n        if refusal is not None:",
+        "        refusal = self._check(store, pending)\n        if False:  # MUTATION: no check",
+        [FIDELITY + "test_case2_a_truncated_instance_is_refused_and_the_good_copy_kept"],
+        "the archive acknowledges a data set it did not check",
+    ),
+    Mutation(
+        42, "dimse/transfer/walk.py",
+        "                if pos > limit:\n",
+        "                if False:  # MUTATION: a value may run past its parent\n",
+        [FIDELITY + "test_case3_a_truncated_file_is_named_and_not_sent_and_the_rest_go"],
+        "the walk lets a value run past the end",
+    ),
+    Mutation(
+        43, "dimse/commands.py",
+        "            stray[tag] = raw\n",
+        "            raise DimseError(\"outside group 0000\")  # MUTATION: a peer's stray element aborts\n",
+        [COMMANDS + "test_elements_outside_group_0000_are_skipped_with_one_warning"],
+        "a stray element of another group aborts the association",
+    ),
+    Mutation(
+        44, "dimse/transfer/convert.py",
+        " or _odd_deflate(info)",
+        "  # MUTATION: an odd deflated data set goes as it is",
+        [FIDELITY + "test_case5_get_brings_back_each_compressed_instance_as_stored"],
+        "a deflated data set of odd length is sent unpadded",
+    ),
+    # --- 47-55: hostile peers, round 2 (issue 12)
+    Mutation(
+        47, "dul/server.py",
+        "                    self._pause(selector, exc)\n",
+        "                    pass  # MUTATION: accept is retried at once, for ever\n",
+        [ROUND2 + "test_47_out_of_descriptors_the_server_backs_off_logs_once_and_recovers"],
+        "accept retried in a tight loop when descriptors run out",
+    ),
+    Mutation(
+        48, "dul/server.py",
+        "        if len(self._waiting) >= self.max_pending:\n",
+        "        if False:  # MUTATION: no limit on connections waiting\n",
+        [ROUND2 + "test_48_past_max_pending_the_longest_waiting_is_closed"],
+        "connections waiting for their A-ASSOCIATE-RQ are not capped",
+    ),
+    Mutation(
+        48, "dimse/scp.py",
+        "            received = self.messages.receive(min(first) if first else None)",
+        "            received = self.messages.receive(timeouts.idle)  # MUTATION: no silent timeout",
+        [ROUND2 + "test_48_an_association_that_says_nothing_goes_at_the_silent_timeout"],
+        "an association that says nothing holds its place for the idle timeout",
+    ),
+    Mutation(
+        49, "dimse/fragments.py",
+        "        self._cap = None if command.command_field == _C_STORE_RQ else self.max_identifier",
+        "        self._cap = None  # MUTATION: an identifier of any size is kept",
+        [ROUND2 + "test_49_an_identifier_over_the_limit_is_refused_and_not_spooled"],
+        "request identifiers kept whatever their size",
+    ),
+    Mutation(
+        51, "dimse/datasets.py",
+        "        walk(raw, implicit=implicit, little=little)\n",
+        "        pass  # MUTATION: pydicom reads what it can\n",
+        [ROUND2 + "test_50_51_a_malformed_response_identifier_is_one_line_and_exit_1"],
+        "identifiers not walked before pydicom reads them",
+    ),
+    Mutation(
+        52, "dimse/client.py",
+        "            about = f\" to message {responded}\" if responded is not None else \"\"\n"
+        "            self.abort()\n",
+        "            about = f\" to message {responded}\" if responded is not None else \"\"\n"
+        "            continue  # MUTATION: another message's response is let pass\n",
+        [ROUND2 + "test_52_responses_to_other_messages_end_the_association_at_once"],
+        "responses to other messages reset the wait",
+    ),
+    Mutation(
+        53, "cli/store.py",
+        "os.walk(path, onerror=unreadable):",
+        "os.walk(path):  # MUTATION: a folder that cannot be read is skipped in silence",
+        [ROUND2 + "test_53_a_folder_that_cannot_be_read_is_said_and_fails_the_run"],
+        "unreadable folders skipped in silence",
+    ),
+    Mutation(
+        54, "dimse/client.py",
+        "            self.refused.append((request.affected_sop_instance_uid, why))\n",
+        "            pass  # MUTATION: the reason stays in the library's log\n",
+        [ROUND2 + "test_54_a_full_output_folder_is_said_as_such"],
+        "a full output folder is not said",
     ),
 )
 # fmt: on
@@ -916,7 +1009,7 @@ def list_mutations(mutations: Sequence[Mutation]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
-        "--case", type=int, action="append", choices=range(1, 41), metavar="N",
+        "--case", type=int, action="append", choices=sorted(CASES), metavar="N",
         help="run only case N (repeatable)",
     )  # fmt: skip
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")

@@ -113,13 +113,17 @@ def test_48_idle_connections_cost_little_and_their_memory_comes_back(
 
 
 def test_48_past_max_pending_the_longest_waiting_is_closed(tmp_path: Path) -> None:
-    with archive_server(tmp_path, max_pending=8) as provider:
+    # ARTIM far off: only the limit can close them within the test.
+    timeouts = type(SHORT)(connect=2.0, acse=2.0, dimse=2.0, idle=60.0, artim=60.0)
+    with archive_server(tmp_path, max_pending=8, timeouts=timeouts) as provider:
         first = connect_idle(provider.port, 8)
+        wait_until(lambda: provider.server.waiting_connections == 8, 5, "eight waiting")
         later = connect_idle(provider.port, 4)
         # the four oldest make room for the four newest
         for sock in first[:4]:
             sock.settimeout(5)
             assert sock.recv(1) == b""
+        assert provider.server.waiting_connections == 8
         assert echo_status(provider.port) == 0
         for sock in first + later:
             sock.close()
