@@ -132,6 +132,11 @@ def _run(settings: Settings, root_uid: str | None, debug: bool) -> int:
     except (AssociationError, NoPresentationContext) as exc:
         log.error("%s", explain_exception(exc, context))
         return EXIT_FAILURE
+    except BrokenPipeError:  # the reader of our output went: end without a word
+        from cli.printing import EXIT_PIPE, stdout_gone
+
+        stdout_gone()
+        return EXIT_PIPE
     except OSError as exc:
         log.error("%s", exc)
         return EXIT_FAILURE

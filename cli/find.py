@@ -2,7 +2,9 @@
 
 Matches go to stdout (`cli.printing`); a final failure status is explained on
 stderr and gives exit status 1. With -V the number of matches is said at the end
-("Find was successful.", as gdcmscu says it). A response whose identifier cannot be
+("Find was successful.", as gdcmscu says it). When the reader of stdout goes (`| head
+-1`), the C-FIND is cancelled, the association released, and dicomscu ends without a
+word, with exit status 141, as the standard Unix tools end. A response whose identifier cannot be
 read exactly (a length past its end, an item never closed, over the size limit) is
 not printed: one line on stderr names the response and the element, and the exit
 status is 1 (ROBUSTNESS 50-51).
@@ -16,7 +18,7 @@ import sys
 from cli.association import implicit_only, open_association
 from cli.failures import Context, explain_exception, explain_status
 from cli.options import Settings
-from cli.printing import ResponsePrinter
+from cli.printing import EXIT_PIPE, ResponsePrinter, stdout_gone
 from cli.query import Query
 from dimse import client
 from dimse.status import Status
@@ -32,6 +34,7 @@ def run_find(settings: Settings, context: Context, query: Query) -> int:
     final: Status | None = None
     refused: client.NoPresentationContext | None = None
     unreadable = 0
+    reader_gone = False
     try:
         with open_association(settings, contexts) as association:
             try:
@@ -50,8 +53,21 @@ def run_find(settings: Settings, context: Context, query: Query) -> int:
                         final = response.status
             except client.NoPresentationContext as exc:
                 refused = exc  # the association is released normally
+            except BrokenPipeError:
+                # The reader went (`| head -1`): leaving the loop cancels the C-FIND
+                # (C-CANCEL), and the association is released as usual.
+                reader_gone = True
     finally:
-        printer.finish()
+        if reader_gone:
+            stdout_gone()
+        else:
+            try:
+                printer.finish()
+            except BrokenPipeError:
+                reader_gone = True
+                stdout_gone()
+    if reader_gone:
+        return EXIT_PIPE
     if refused is not None:
         log.error("%s", explain_exception(refused, context))
         return 1

@@ -26,6 +26,8 @@ a valid array.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterator
 from typing import TextIO
 
@@ -45,6 +47,21 @@ MAX_BINARY_SHOWN = 16  # bytes of an OB/OW/UN value shown before "..."
 _TEXT_VRS = frozenset("AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT".split())
 _NUMBER_VRS = frozenset("US SS UL SL UV SV FL FD".split())
 _STRICTLY_ASCII_VRS = frozenset("AE AS CS DA DS DT IS TM UI UR".split())
+
+
+#: A pipe whose reader went: the exit status of a tool killed by SIGPIPE (128 + 13),
+#: without a word, as the standard Unix tools end.
+EXIT_PIPE = 141
+
+
+def stdout_gone() -> None:
+    """Point stdout at /dev/null: what is still buffered, and Python's flush at exit,
+    then go nowhere instead of raising BrokenPipeError again."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, sys.stdout.fileno())
+    finally:
+        os.close(null)
 
 
 def _tag_text(tag: int) -> str:

@@ -174,7 +174,6 @@ def run_move(settings: Settings, context: Context, query: Query) -> int:
     expected = _expected(settings, query)
 
     assert settings.port_scp is not None
-    settings.output.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         try:
             listener = stack.enter_context(
@@ -249,7 +248,6 @@ def _expected(settings: Settings, query: Query) -> Expected | None:
 
 
 def run_get(settings: Settings, context: Context, query: Query) -> int:
-    settings.output.mkdir(parents=True, exist_ok=True)
     writer = InstanceWriter(settings.output)
     expected = _expected(settings, query)
     contexts = client.query_contexts(

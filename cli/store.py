@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import logging
 import os
+import signal
 import stat
 import sys
 import threading
@@ -33,6 +34,18 @@ from cli.association import open_association
 from cli.failures import Context, explain_exception
 from cli.logs import CLI_LOGGER, LIBRARY_LOGGERS
 from cli.options import Settings
+from cli.store_summary import (
+    ASSOCIATION_ENDED,
+    DICOMDIR,
+    FOLDER_NOT_READ,
+    IN_FLIGHT,
+    INTERRUPTED,
+    NO_CONTEXT,
+    NOT_FOUND,
+    UNREADABLE,
+    Summary,
+)
+from dimse.client import NoPresentationContext
 from dimse.file_check import DicomDirectory, check_file
 from dimse.files import NotDicomFile, Part10Info
 from dimse.proposals import MAX_CONTEXTS, StoreGroup, plan_store
@@ -102,25 +115,25 @@ def collect_files(paths: Iterable[Path], recursive: bool) -> tuple[list[Path], l
     return files, problems
 
 
-def read_infos(files: list[Path]) -> tuple[list[Part10Info], int]:
-    """The sendable files, checked (`dimse.file_check`), and how many could not be read
-    (each reported, with the element at fault)."""
+def read_infos(files: list[Path], summary: Summary) -> list[Part10Info]:
+    """The sendable files, checked (`dimse.file_check`); each file that is not is
+    reported, with the element at fault, and counted in `summary`."""
     infos: list[Part10Info] = []
-    unreadable = 0
     for path in files:
         try:
             info = check_file(path)
         except DicomDirectory as exc:
             log.warning("%s; not sent", exc)
+            summary.skip(DICOMDIR)
             continue
         except NotDicomFile as exc:
             log.error("%s; not sent", exc)
-            unreadable += 1
+            summary.fail(UNREADABLE)
             continue
         for note in info.notes:
             log.warning("%s", note)
         infos.append(info)
-    return infos, unreadable
+    return infos
 
 
 @contextlib.contextmanager
@@ -144,21 +157,12 @@ def _progress(infos: list[Part10Info], debug: bool) -> Iterator[Iterable[Part10I
             bar.close()
 
 
-class _Tally:
-    """Counts shared by the associations of one --store (one lock for all)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.stored = self.warned = self.failures = 0
-
-
 def _store_group(
     settings: Settings,
     context: Context,
     contexts: list[ProposedContext],
     items: Iterable[Part10Info],
-    total: int,
-    tally: _Tally,
+    summary: Summary,
 ) -> bool:
     """Send `items` over one association; False if the association itself failed."""
     try:
@@ -166,24 +170,27 @@ def _store_group(
             settings, contexts, async_window=settings.async_window
         ) as association:
             for info, result in association.store_many(items, priority=settings.priority):
-                with tally.lock:
-                    if isinstance(result, Exception):
-                        log.error("%s: not sent: %s", info.path, result)
-                        tally.failures += 1
-                        continue
-                    status = result.status
-                    if status.is_success:
-                        tally.stored += 1
-                        log.info("%s: stored (%s)", info.path, result.sop_instance_uid)
-                    elif status.is_warning:
-                        tally.stored += 1
-                        tally.warned += 1
-                        log.warning("%s: stored with a warning: %s", info.path, status)
-                    else:
-                        tally.failures += 1
-                        log.error("%s: C-STORE failed: %s", info.path, status)
+                if isinstance(result, NoPresentationContext):
+                    log.error("%s: not sent: %s", info.path, result)
+                    summary.fail(NO_CONTEXT)
+                    continue
+                if isinstance(result, Exception):
+                    log.error("%s: not sent: %s", info.path, result)
+                    summary.fail(UNREADABLE)
+                    continue
+                status = result.status
+                if status.is_success:
+                    summary.store(warning=False)
+                    log.info("%s: stored (%s)", info.path, result.sop_instance_uid)
+                elif status.is_warning:
+                    summary.store(warning=True)
+                    log.warning("%s: stored with a warning: %s", info.path, status)
+                else:
+                    summary.fail(f"refused {status.code:04X}H")
+                    log.error("%s: C-STORE failed: %s", info.path, status)
     except NotDicomFile as exc:  # changed on disk since it was read
         log.error("%s; the association was aborted", exc)
+        summary.fail(UNREADABLE)
         return False
     except AssociationError as exc:
         log.error("%s", explain_exception(exc, context))
@@ -194,25 +201,27 @@ def _store_group(
                 "server knows): %s",
                 ", ".join(str(path) for path in in_flight),
             )
-        with tally.lock:
-            log.error(
-                "%d of %d file(s) were stored before that; the others were not",
-                tally.stored,
-                total,
-            )
+            summary.fail(IN_FLIGHT, len(in_flight))
         return False
     return True
 
 
 def run_store(settings: Settings, context: Context, debug: bool = False) -> int:
     """Send the files over one association (or --associations N at once, the files
-    dealt out in turn), keeping up to the granted --async window outstanding."""
+    dealt out in turn), keeping up to the granted --async window outstanding; end with
+    the summary line (and, with --json, the summary on stdout). Ctrl-C stops sending:
+    the files on their way are answered, the association released, the summary said,
+    and the exit status is 130; a second Ctrl-C aborts at once."""
     files, problems = collect_files(settings.files, settings.recursive)
+    summary = Summary(total=len(files) + len(problems))
     for problem in problems:
         log.error("%s", problem)
-    infos, unreadable = read_infos(files)
+        summary.fail(FOLDER_NOT_READ if "not read" in problem else NOT_FOUND)
+    infos = read_infos(files, summary)
     if not infos:
-        log.error("no DICOM file to send (%d file(s) looked at)", len(files))
+        hint = _subfolder_hint(settings)
+        log.error("no DICOM file to send (%d file(s) looked at)%s", len(files), hint)
+        _finish(summary, settings)
         return 1
     groups = plan_store(infos, settings.decompress)
     if len(groups) > 1:
@@ -221,33 +230,78 @@ def run_store(settings: Settings, context: Context, debug: bool = False) -> int:
             MAX_CONTEXTS,
             len(groups),
         )
-    tally = _Tally()
-    tally.failures = len(problems) + unreadable
-    ok = True
-    with _progress(infos, debug) as items:
+    stop = threading.Event()
+    with _progress(infos, debug) as items, _interruptible(stop):
         # Each group takes its files from one iterator as it sends them, so that the bar
-        # advances file by file.
-        shared_items = iter(items)
+        # advances file by file; after a Ctrl-C it gives no more.
+        shared_items = _until(stop, iter(items))
         for group in groups:
             files_of_group = itertools.islice(shared_items, len(group.infos))
-            ok = _store_files(settings, context, group, files_of_group, len(infos), tally)
-            if not ok:
+            if not _store_files(settings, context, group, files_of_group, summary):
                 break
         for _ in shared_items:  # the end of the bar's iteration: it closes complete
             pass
-    total = len(files) + len(problems)
-    log.info(
-        "%d of %d file(s) stored%s",
-        tally.stored,
-        total,
-        f", {tally.warned} with a warning" if tally.warned else "",
-    )
-    if not ok:
-        return 1
-    if tally.failures:
-        log.error("%d of %d file(s) were not stored (see above)", tally.failures, total)
-        return 1
-    return 0
+    summary.interrupted = stop.is_set()
+    left = summary.total - summary.accounted
+    if left:
+        summary.skip(INTERRUPTED, left) if summary.interrupted else summary.fail(
+            ASSOCIATION_ENDED, left
+        )
+    return _finish(summary, settings)
+
+
+def _finish(summary: Summary, settings: Settings) -> int:
+    """Say the summary (always); the exit status."""
+    print(f"dicomscu: {summary.line()}", file=sys.stderr, flush=True)
+    if settings.json:
+        print(summary.as_json(), flush=True)
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed else 0
+
+
+def _subfolder_hint(settings: Settings) -> str:
+    """'; DIR holds N folder(s): -r looks inside them', when that is why none was found."""
+    if settings.recursive:
+        return ""
+    for path in settings.files:
+        if path.is_dir():
+            with contextlib.suppress(OSError):
+                folders = [e for e in os.scandir(path) if e.is_dir(follow_symlinks=False)]
+                if folders:
+                    return f"; {path} holds {len(folders)} folder(s): -r would look inside them"
+    return ""
+
+
+def _until(stop: threading.Event, items: Iterator[Part10Info]) -> Iterator[Part10Info]:
+    for item in items:
+        if stop.is_set():
+            return
+        yield item
+
+
+@contextlib.contextmanager
+def _interruptible(stop: threading.Event) -> Iterator[None]:
+    """The first Ctrl-C sets `stop` (the files on their way finish, the association is
+    released); the second raises KeyboardInterrupt (the association is aborted)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        log.warning(
+            "interrupted: sending no more files; those on their way are answered and the "
+            "association released (Ctrl-C again to abort)"
+        )
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _store_files(
@@ -255,18 +309,17 @@ def _store_files(
     context: Context,
     group: StoreGroup,
     items: Iterable[Part10Info],
-    total: int,
-    tally: _Tally,
+    summary: Summary,
 ) -> bool:
     """One group's files over one association, or --associations N at once."""
     count = min(settings.associations, len(group.infos))
     if count <= 1:
-        return _store_group(settings, context, group.contexts, items, total, tally)
+        return _store_group(settings, context, group.contexts, items, summary)
     # One shared iterator: each association takes the next file when it is free.
     shared = _Shared(items)
     with concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="store") as pool:
         runs = [
-            pool.submit(_store_group, settings, context, group.contexts, shared, total, tally)
+            pool.submit(_store_group, settings, context, group.contexts, shared, summary)
             for _ in range(count)
         ]
         return all(run.result() for run in runs)

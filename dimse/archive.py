@@ -24,7 +24,8 @@ Storing (`begin_store`, then `PendingStore.write` per fragment, then `commit`):
    the data, every sequence closed, else C000 (Cannot understand); its SOP Class and
    Instance UIDs those of the command, else A900 (Data Set does not match SOP Class;
    ROBUSTNESS 28). Its indexed attributes are then read (dimse/instance_header.py):
-   one that lacks its Study or Series Instance UID is refused with A900 as well. The
+   one that lacks its Study or Series Instance UID cannot be filed: C000 (Cannot
+   understand), the missing attribute named. The
    reason goes back in the C-STORE response's Error Comment (`PendingStore.refusal`).
 3. The file is flushed and fsynced (outside any lock: concurrent associations overlap
    their fsyncs). Then under the archive's commit lock: the final path is journaled in
@@ -388,6 +389,11 @@ class Archive:
             return self._refuse(
                 store, pending, StatusCode.DATA_SET_DOES_NOT_MATCH_SOP_CLASS, problem
             )
+        unfiled = self._unfiled(record)
+        if unfiled:
+            # Not a mismatch with the SOP class: we cannot place it in the archive's
+            # patient/study/series hierarchy, hence Cannot understand, with the reason.
+            return self._refuse(store, pending, StatusCode.CANNOT_UNDERSTAND, unfiled)
         with self._commit_lock:
             return self._commit_locked(store, pending, record)
 
@@ -398,9 +404,15 @@ class Archive:
             return f"the data set's SOP Class UID {record.sop_class_uid!r} is not the command's {store.sop_class_uid!r}"
         if record.sop_instance_uid != store.sop_instance_uid:
             return f"the data set's SOP Instance UID {record.sop_instance_uid!r} is not the command's {store.sop_instance_uid!r}"
-        for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
+        return ""
+
+    @staticmethod
+    def _unfiled(record: Record) -> str:
+        """Why the instance cannot be filed in the hierarchy (a missing unique key)."""
+        for keyword, tag in (("StudyInstanceUID", "0020,000D"), ("SeriesInstanceUID", "0020,000E")):
             if not record.values[keyword]:
-                return f"the data set has no {keyword}"
+                name = "Study" if keyword.startswith("Study") else "Series"
+                return f"no {name} Instance UID ({tag}): cannot be filed"
         return ""
 
     def _duplicate_status(self) -> int:

@@ -861,7 +861,15 @@ class Provider:
         self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self._stopped.wait(timeout)
+        """Wait until the provider is stopped (True), or `timeout` passes (False). A
+        Ctrl-C while waiting stops it (the associations in progress get 10 s), rather
+        than ending the program in a KeyboardInterrupt traceback."""
+        try:
+            return self._stopped.wait(timeout)
+        except KeyboardInterrupt:
+            log.info("interrupted: stopping")
+            self.stop()
+            return True
 
     def __enter__(self) -> Provider:
         return self.start()

@@ -35,9 +35,9 @@ TEMP_PREFIX = ".incoming-"
 _TEMP_NUMBERS = itertools.count()
 
 
-def _create_temp(directory: Path) -> tuple[int, Path]:
-    """A new, empty temporary file in `directory` (mode 0600, as `tempfile.mkstemp`
-    makes them), opened for writing. Named by process and counter rather than by
+def _create_temp(directory: Path, mode: int = 0o600) -> tuple[int, Path]:
+    """A new, empty temporary file in `directory` (mode 0600 by default, as
+    `tempfile.mkstemp` makes them; the umask applies to another), opened for writing. Named by process and counter rather than by
     `mkstemp`'s random letters, which cost as much again as the file's creation; the
     O_EXCL open still refuses any name that exists (one left by an earlier process of
     the same number), and the next number is tried."""
@@ -45,7 +45,7 @@ def _create_temp(directory: Path) -> tuple[int, Path]:
     for _ in range(1000):
         path = f"{directory}/{TEMP_PREFIX}{os.getpid()}-{next(_TEMP_NUMBERS)}.part"
         try:
-            return os.open(path, flags, 0o600), Path(path)
+            return os.open(path, flags, mode), Path(path)
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary file name in {directory}")
@@ -84,12 +84,13 @@ class PendingInstance:
         header: bytes,
         fsync: bool,
         check: Callable[[PendingInstance], Refusal | None] | None = None,
+        mode: int = 0o600,
     ) -> None:
         self.directory = directory
         self.final_path = directory / final_name
         self._fsync = fsync
         self._check = check
-        handle, self.temp_path = _create_temp(directory)
+        handle, self.temp_path = _create_temp(directory, mode)
         self.file: BinaryIO = os.fdopen(handle, "wb")
         self.size = 0
         self.committed = False
@@ -157,17 +158,22 @@ class PendingInstance:
 
 
 class InstanceWriter:
-    """Writes instances as `<directory>/<SOP Instance UID>.dcm`."""
+    """Writes instances as `<directory>/<SOP Instance UID>.dcm`, the folder made with
+    the first one (a retrieve that brings nothing leaves nothing behind), each file
+    with the permissions the umask gives (0666 less the umask), as other tools do."""
 
     def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = True) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
+        self._made = False
 
     def open(
         self, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str
     ) -> PendingInstance:
         header = part10_bytes_header(sop_class_uid, sop_instance_uid, transfer_syntax)
+        if not self._made:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._made = True
 
         def check(pending: PendingInstance) -> Refusal | None:
             return check_file_data_set(
@@ -175,7 +181,7 @@ class InstanceWriter:
             )
 
         return PendingInstance(
-            self.directory, instance_file_name(sop_instance_uid), header, self.fsync, check
+            self.directory, instance_file_name(sop_instance_uid), header, self.fsync, check, 0o666
         )
 
     def write(

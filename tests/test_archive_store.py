@@ -175,12 +175,19 @@ def test_real_files_whose_meta_and_data_set_disagree_are_a900(archive: Archive, 
     assert not instance_files(archive) and not temp_files(archive.root)
 
 
-@pytest.mark.parametrize("missing", ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"])
-def test_a_data_set_without_its_place_in_the_model_is_a900(archive: Archive, missing: str) -> None:
+@pytest.mark.parametrize(
+    ("missing", "status"),
+    # No SOP Instance UID: the data set is not the command's instance (A900H); no Study
+    # or Series Instance UID: it cannot be filed in the hierarchy (C000H, issue 13).
+    [("StudyInstanceUID", 0xC000), ("SeriesInstanceUID", 0xC000), ("SOPInstanceUID", 0xA900)],
+)
+def test_a_data_set_without_its_place_in_the_model_is_refused(
+    archive: Archive, missing: str, status: int
+) -> None:
     removed: dict[str, Any] = {missing: None}
     ds = make_instance(**removed)
     uid = ds.file_meta.MediaStorageSOPInstanceUID
-    assert store(archive, ds, sop_instance_uid=uid) == 0xA900
+    assert store(archive, ds, sop_instance_uid=uid) == status
     assert not instance_files(archive)
 
 

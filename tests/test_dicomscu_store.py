@@ -41,7 +41,7 @@ def test_files_are_stored_over_one_association(storescp_factory, tmp_path: Path,
     instances = make_instances(tmp_path / "in", 3)
     argv = ["--store", "--call", scp.ae_title, scp.host, str(scp.port)]
     assert main([*argv, *[str(i.path) for i in instances]]) == 0
-    assert capsys.readouterr() == ("", "")
+    assert capsys.readouterr() == ("", "dicomscu: 3 of 3 stored\n")  # the summary only
     assert received_uids(scp) == {i.sop_instance_uid for i in instances}
     # the fixture's readiness probe is "Received" too, but never "Acknowledged"
     assert scp.process.log_text().count("Association Acknowledged") == 1
@@ -86,7 +86,7 @@ def test_an_unreadable_file_is_reported_the_rest_sent_and_the_exit_status_is_1(
     err = capsys.readouterr().err
     assert f"{junk}: no DICM prefix" in err
     assert f"{missing}: no such file or directory" in err
-    assert "2 of 4 file(s) were not stored" in err
+    assert "dicomscu: 2 of 4 stored; 2 failed: 1 not found, 1 unreadable" in err
     assert received_uids(storescp) == {first.sop_instance_uid, second.sop_instance_uid}
 
 
@@ -209,7 +209,7 @@ def test_store_as_a_command_with_verbose(storescp, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
-    assert "2 of 2 file(s) stored" in result.stderr
+    assert "dicomscu: 2 of 2 stored" in result.stderr
     assert received_uids(storescp) == {i.sop_instance_uid for i in instances}
 
 
