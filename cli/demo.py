@@ -63,7 +63,16 @@ def _start_server(workdir: Path, port_scp: int) -> tuple[subprocess.Popen[str], 
         f'aetitle = "DICOMSCP"\narchive = "archive"\n\n[destinations]\nDEMO = "127.0.0.1:{port_scp}"\n',
         encoding="utf-8",
     )
-    command = [sys.executable, "-m", "cli.dicomscp", "--config", str(config), "--host", "127.0.0.1", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "cli.dicomscp",
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "0",
+    ]
     print("$", shlex.join(command[2:]).replace("cli.dicomscp", "dicomscp", 1), flush=True)
     server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=_environment())
     lines: queue.Queue[str] = queue.Queue()
@@ -100,7 +109,9 @@ def _environment() -> dict[str, str]:
 def _dicomscu(*args: str, cwd: Path) -> int:
     shown = "dicomscu " + shlex.join(args)
     print(f"$ {shown}", flush=True)
-    result = subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd, env=_environment(), check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", *args], cwd=cwd, env=_environment(), check=False
+    )
     if result.returncode != 0:
         print(f"  (exit status {result.returncode})", flush=True)
     return result.returncode
@@ -136,16 +147,44 @@ def main() -> int:
                 ("--image", ["-k", "8,16", "-k", "20,13"]),
             ):
                 _say(f"C-FIND, patient root, {level[2:]} level")
-                failures += _dicomscu("--find", "--patientroot", level, *extra, *host, cwd=workdir) != 0
+                failures += (
+                    _dicomscu("--find", "--patientroot", level, *extra, *host, cwd=workdir) != 0
+                )
             _say("C-FIND, study root, series level, only MR (wildcard-free key 8,60=MR)")
-            failures += _dicomscu("--find", "--studyroot", "--series", "-k", "8,60=MR", "-k", "20,e", *host, cwd=workdir) != 0
-            patient_id = "1CT1"
-            out_move = workdir / "moved"
-            _say(f"C-MOVE: the server sends patient {patient_id}'s instances to us (AE DEMO, port {port_scp})")
             failures += (
                 _dicomscu(
-                    "--move", "--patientroot", "--patient", "-k", f"10,20={patient_id}",
-                    "--aetitle", "DEMO", "--port-scp", str(port_scp), "-o", str(out_move), *host, cwd=workdir,
+                    "--find",
+                    "--studyroot",
+                    "--series",
+                    "-k",
+                    "8,60=MR",
+                    "-k",
+                    "20,e",
+                    *host,
+                    cwd=workdir,
+                )
+                != 0
+            )
+            patient_id = "1CT1"
+            out_move = workdir / "moved"
+            _say(
+                f"C-MOVE: the server sends patient {patient_id}'s instances to us (AE DEMO, port {port_scp})"
+            )
+            failures += (
+                _dicomscu(
+                    "--move",
+                    "--patientroot",
+                    "--patient",
+                    "-k",
+                    f"10,20={patient_id}",
+                    "--aetitle",
+                    "DEMO",
+                    "--port-scp",
+                    str(port_scp),
+                    "-o",
+                    str(out_move),
+                    *host,
+                    cwd=workdir,
                 )
                 != 0
             )
@@ -154,7 +193,17 @@ def main() -> int:
             _say("C-GET: every study, on the same association")
             for study in _study_uids(files):
                 failures += (
-                    _dicomscu("--get", "--studyroot", "--study", "-k", f"20,d={study}", "-o", str(out_get), *host, cwd=workdir)
+                    _dicomscu(
+                        "--get",
+                        "--studyroot",
+                        "--study",
+                        "-k",
+                        f"20,d={study}",
+                        "-o",
+                        str(out_get),
+                        *host,
+                        cwd=workdir,
+                    )
                     != 0
                 )
             print(f"  received {len(list(out_get.glob('*.dcm')))} instances in {out_get.name}/")

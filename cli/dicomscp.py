@@ -50,12 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="The configuration file is TOML; see README.md ('dicomscp') for every setting. "
         "Command-line options override it.",
     )
-    parser.add_argument("port", nargs="?", type=int, help="TCP port (default 11112; 0 picks a free one)")
+    parser.add_argument(
+        "port", nargs="?", type=int, help="TCP port (default 11112; 0 picks a free one)"
+    )
     parser.add_argument("--aetitle", help="our AE title (default DICOMSCP)")
     parser.add_argument("--archive", type=Path, help="archive folder (default ./dicom-archive)")
     parser.add_argument("--config", type=Path, help="TOML configuration file")
     parser.add_argument("--host", help="address to listen on (default 0.0.0.0; '::' for IPv6)")
-    parser.add_argument("--worklist", type=Path, help="folder of worklist files for Modality Worklist C-FIND")
+    parser.add_argument(
+        "--worklist", type=Path, help="folder of worklist files for Modality Worklist C-FIND"
+    )
     parser.add_argument(
         "--destination",
         action="append",
@@ -63,27 +67,59 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="AE=HOST:PORT",
         help="a C-MOVE destination (repeatable; adds to the configuration's [destinations])",
     )
-    parser.add_argument("--allow", action="append", default=[], metavar="AE", help="allow this calling AE title only (repeatable)")
-    parser.add_argument("--check-called-ae", action="store_true", help="refuse associations not addressed to our AE title")
-    parser.add_argument("--max-associations", type=int, help="associations served at once (default 64)")
-    parser.add_argument("--no-fsync", action="store_true", help="do not fsync (faster; an acknowledged instance may be lost on power failure)")
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="AE",
+        help="allow this calling AE title only (repeatable)",
+    )
+    parser.add_argument(
+        "--check-called-ae",
+        action="store_true",
+        help="refuse associations not addressed to our AE title",
+    )
+    parser.add_argument(
+        "--max-associations", type=int, help="associations served at once (default 64)"
+    )
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="do not fsync (faster; an acknowledged instance may be lost on power failure)",
+    )
     parser.add_argument(
         "--decompress",
         choices=("never", "lossless", "lossy"),
         help="C-MOVE/C-GET to a peer that takes no compressed syntax: decompress lossless "
         "compressions only (default), lossy ones too, or never",
     )
-    parser.add_argument("--tls-cert", type=Path, metavar="FILE", help="TLS: our certificate (PEM); every connection is then TLS")
-    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="TLS: our private key (PEM, no password)")
-    parser.add_argument("--tls-ca", type=Path, metavar="FILE", help="TLS: require client certificates signed by this CA (PEM)")
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="FILE",
+        help="TLS: our certificate (PEM); every connection is then TLS",
+    )
+    parser.add_argument(
+        "--tls-key", type=Path, metavar="FILE", help="TLS: our private key (PEM, no password)"
+    )
+    parser.add_argument(
+        "--tls-ca",
+        type=Path,
+        metavar="FILE",
+        help="TLS: require client certificates signed by this CA (PEM)",
+    )
     parser.add_argument(
         "--hash-password",
         action="store_true",
         help="read a password on stdin (prompted on a terminal), print its stored form for [users], and exit",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every operation (default)")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log every operation (default)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
-    parser.add_argument("-D", "--debug", action="store_true", help="log every PDU and state transition")
+    parser.add_argument(
+        "-D", "--debug", action="store_true", help="log every PDU and state transition"
+    )
     parser.add_argument("-L", "--log-file", type=Path, help="log to this file instead of stderr")
     return parser
 
@@ -156,7 +192,10 @@ def _hash_password() -> int:
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     if not password:
-        print("dicomscp: an empty password; for a username alone, write \"\" in [users]", file=sys.stderr)
+        print(
+            'dicomscp: an empty password; for a username alone, write "" in [users]',
+            file=sys.stderr,
+        )
         return 2
     print(hash_password(password))
     return 0
@@ -235,7 +274,10 @@ def serve(config: ServerConfig, stop: threading.Event) -> int:
         flush=True,
     )
     stop.wait()
-    log.info("stopping: no new associations; waiting up to %.0f s for those in progress", STOP_GRACE_SECONDS)
+    log.info(
+        "stopping: no new associations; waiting up to %.0f s for those in progress",
+        STOP_GRACE_SECONDS,
+    )
     provider.stop(STOP_GRACE_SECONDS)
     archive.close()
     log.info("stopped")

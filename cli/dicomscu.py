@@ -157,8 +157,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     if args.queryhelp:
         from cli.queryhelp import query_help
+        from dimse.models import Root
 
-        sys.stdout.write(query_help(list(dict.fromkeys(args.roots or []))))
+        roots = list(args.roots or [])
+        if "worklist" in (args.operations or []):  # a service: its table is the one asked
+            roots.append(Root.WORKLIST)
+        sys.stdout.write(query_help(list(dict.fromkeys(roots))))
         return EXIT_OK
 
     verbosity = Verbosity(

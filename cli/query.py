@@ -8,15 +8,26 @@
 - The unique keys of the levels above the query level, empty, so that each answer can
   be placed in the hierarchy (PS3.4 C.4.1.2.1): Patient ID above STUDY in the Patient
   Root model, Study Instance UID above SERIES, Series Instance UID above IMAGE.
-- The user's keys, each replacing an automatic one with the same tag.
+- The user's keys, each replacing an automatic one with the same tag. A key inside a
+  sequence (`-k 8,1110[0].8,1150=...`, `cli.keys`) goes into the one item of that
+  sequence, created when needed (PS3.4 C.2.2.2.6); several keys in one sequence share
+  its item. It is sent as typed: Sequence Matching is a matching of C-FIND.
 
-A Modality Worklist query (PS3.4 K.6) has no levels: the user's keys and (0008,0005).
+A Modality Worklist query (PS3.4 K.6) has no levels: the user's keys and (0008,0005);
+the keys of the Scheduled Procedure Step go into its sequence (`cli.worklist_keys`),
+and -V says which were moved.
+
+Before anything is built, each key is checked: its path (`cli.keys.structure_problem`),
+its value against its VR (`cli.key_values`), its text against the character set. A
+key refused here never reaches pydicom, which would warn and send it anyway.
 
 `QueryError` is a query that cannot be sent as asked; its message says what to change.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +35,14 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence as DicomSequence
 from pydicom.valuerep import PersonName
 
 from cli.charset import EXTENSIBLE_VRS, cannot_encode, charset_problem, declared_terms
-from cli.keys import Key
+from cli.key_values import value_problem
+from cli.keys import Key, structure_problem
 from cli.uids import make_uid
+from cli.worklist_keys import place_worklist_keys
 from dimse.datasets import EXPLICIT_VR_LITTLE_ENDIAN, encode_dataset
 from dimse.files import part10_bytes_header
 from dimse.models import MODELS, UNIQUE_KEYS, Root, levels_of
@@ -37,6 +51,8 @@ DEFAULT_LEVEL = "STUDY"
 SPECIFIC_CHARACTER_SET = 0x00080005
 QUERY_RETRIEVE_LEVEL = 0x00080052
 WILDCARDS = ("*", "?")
+
+log = logging.getLogger("dicomscu")
 
 
 class QueryError(ValueError):
@@ -98,11 +114,23 @@ def choose_model(operation: str, roots: list[Root], levels: list[str]) -> tuple[
 def build_identifier(root: Root, level: str | None, keys: list[Key], charset: str) -> Dataset:
     """The identifier: (0008,0005), (0008,0052), unique keys above the level, user keys.
 
-    `charset` is the locale's term, used unless a key gives (0008,0005)."""
-    declared = next((key for key in keys if key.tag == SPECIFIC_CHARACTER_SET), None)
+    `charset` is the locale's term, used unless a key gives (0008,0005). QueryError
+    for a key that cannot be sent (see the module docstring)."""
+    declared = next(
+        (key for key in keys if key.tag == SPECIFIC_CHARACTER_SET and not key.path), None
+    )
     terms = [charset] if declared is None else declared_terms(declared.text)
     if declared is not None and (problem := charset_problem(terms)) is not None:
         raise QueryError(f"the value of {declared.name} {declared.tag_text}: {problem}")
+    for key in keys:
+        if (problem := structure_problem(key)) is not None:
+            raise QueryError(problem)
+        if key is not declared:
+            _check_encodable(key, terms, declared is not None)
+        check_value(key)
+    if root is Root.WORKLIST:
+        keys = _worklist_keys(keys)
+    _warn_of_sequences_asked_whole_that_hold_keys(keys)
     identifier = Dataset()
     identifier.add(
         DataElement(SPECIFIC_CHARACTER_SET, "CS", terms[0] if len(terms) == 1 else terms)
@@ -116,11 +144,62 @@ def build_identifier(root: Root, level: str | None, keys: list[Key], charset: st
             tag = _tag_of(keyword)
             identifier.add(DataElement(tag, dictionary_VR(tag), ""))
     for key in keys:
-        if key is declared:
-            continue  # added above, as checked
-        _check_encodable(key, terms, declared is not None)
-        identifier.add(DataElement(key.tag, key.vr, key.value()))
+        if key is not declared:
+            _add_key(identifier, key)
     return identifier
+
+
+def check_value(key: Key) -> None:
+    """QueryError when the key's value is not of its VR (`cli.key_values`)."""
+    problem = value_problem(key.vr, key.text)
+    if problem is not None:
+        raise QueryError(f"{key.where} {key.name} {problem}")
+
+
+def _worklist_keys(keys: list[Key]) -> list[Key]:
+    """The keys of a worklist query, those of the Scheduled Procedure Step moved into
+    its sequence (said at -V, in one line)."""
+    placed, moved = place_worklist_keys(keys)
+    if moved:
+        log.info(
+            "worklist: into the Scheduled Procedure Step Sequence (0040,0100), where PS3.4 "
+            "Table K.6-1 puts the step's attributes: %s",
+            ", ".join(f"{key.where} {key.name}" for key in moved),
+        )
+    return placed
+
+
+def _warn_of_sequences_asked_whole_that_hold_keys(keys: list[Key]) -> None:
+    """A sequence given empty asks for all of it, but one that holds keys returns of
+    each item only those keys (PS3.4 C.2.2.2.6): say so when both were given."""
+    holding = {
+        tuple(tag for tag, _ in key.path[: n + 1]) for key in keys for n in range(len(key.path))
+    }
+    for key in keys:
+        if key.vr == "SQ" and (*(tag for tag, _ in key.path), key.tag) in holding:
+            log.warning(
+                "%s %s was asked for whole, but keys inside it were given too: of each of "
+                "its items a server returns only those keys (PS3.4 C.2.2.2.6); ask for the "
+                "others too, or leave the keys inside it out",
+                key.where,
+                key.name,
+            )
+
+
+def _add_key(identifier: Dataset, key: Key) -> None:
+    """Add `key` to the identifier, inside the one item of each sequence of its path
+    (created when needed; an empty sequence asked for gets its item)."""
+    container = identifier
+    for sequence, _ in key.path:
+        if sequence not in container:
+            container.add(DataElement(sequence, "SQ", DicomSequence([Dataset()])))
+        items = container[sequence].value
+        if len(items) == 0:
+            items.append(Dataset())
+        container = items[0]
+    if key.vr == "SQ" and key.tag in container:
+        return  # the sequence already holds keys: asking for it empty adds nothing
+    container.add(DataElement(key.tag, key.vr, key.value()))
 
 
 def _check_encodable(key: Key, terms: list[str], declared: bool) -> None:
@@ -131,7 +210,7 @@ def _check_encodable(key: Key, terms: list[str], declared: bool) -> None:
         problem = cannot_encode(key.text, [""])
         if problem is not None:
             raise QueryError(
-                f"the value of {key.name} {key.tag_text}: {problem}; a value of VR {key.vr} "
+                f"the value of {key.name} {key.where}: {problem}; a value of VR {key.vr} "
                 "uses the default repertoire whatever (0008,0005) says (PS3.5 6.1.2.3)"
             )
         return
@@ -140,12 +219,12 @@ def _check_encodable(key: Key, terms: list[str], declared: bool) -> None:
         return
     if declared:
         raise QueryError(
-            f"the value of {key.name} {key.tag_text}: {problem}, the character set of the "
+            f"the value of {key.name} {key.where}: {problem}, the character set of the "
             "key 8,5 (Specific Character Set); give one that has these characters, e.g. "
             '-k "8,5=ISO_IR 192" (UTF-8), or leave the key out to use the locale\'s'
         )
     raise QueryError(
-        f"the value of {key.name} {key.tag_text}: {problem}, the character set of "
+        f"the value of {key.name} {key.where}: {problem}, the character set of "
         "this locale; run dicomscu in a UTF-8 locale (e.g. LC_ALL=C.UTF-8)"
     )
 
@@ -166,7 +245,7 @@ def build_query(
 
 def check_retrieve_keys(query: Query) -> None:
     """C-MOVE and C-GET match with unique keys, never wildcards (PS3.4 C.4.2.2.1)."""
-    for element in query.identifier:
+    for element in _elements(query.identifier):
         value = element.value
         values = value if isinstance(value, MultiValue | list | tuple) else [value]
         for text in (str(v) for v in values if isinstance(v, str | PersonName)):
@@ -177,6 +256,15 @@ def check_retrieve_keys(query: Query) -> None:
                     "give the unique key of the entity to retrieve, e.g. --key 20,d=<Study "
                     "Instance UID>; run the same query with --find first to learn it"
                 )
+
+
+def _elements(dataset: Dataset) -> Iterator[DataElement]:
+    """Every element of `dataset`, those inside sequence items included."""
+    for element in dataset:
+        yield element
+        if element.VR == "SQ":
+            for item in element.value or ():
+                yield from _elements(item)
 
 
 def missing_unique_keys(query: Query) -> list[str]:

@@ -159,7 +159,13 @@ def load_config(path: Path) -> ServerConfig:
             config.archive = base / str(data["archive"])
         if "worklist" in data:
             config.worklist = base / str(data["worklist"])
-        for key in ("max_associations", "max_pending", "max_per_caller", "max_identifier", "max_pdu"):
+        for key in (
+            "max_associations",
+            "max_pending",
+            "max_per_caller",
+            "max_identifier",
+            "max_pdu",
+        ):
             if key in data:
                 setattr(config, key, _integer(data, key))
         for key in ("check_called_ae", "fsync", "allow_password_without_tls", "require_identity"):

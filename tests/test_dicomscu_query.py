@@ -412,3 +412,46 @@ def test_queryhelp_study_root_study_level_has_patient_keys_as_required() -> None
     study = text.split(" STUDY level")[1].split(" SERIES level")[0]
     name = next(line for line in study.splitlines() if "(0010,0010)" in line)
     assert " R " in name
+
+
+def worklist_help_rows() -> list[str]:
+    text = query_help([Root.WORKLIST])
+    return text.split(" no levels, PS3.4 Table K.6-1:\n")[1].splitlines()
+
+
+def test_queryhelp_lists_the_worklist_keys_that_go_inside_the_step_sequence() -> None:
+    from cli.worklist_keys import STEP_KEYS
+
+    rows = worklist_help_rows()
+    start = next(i for i, row in enumerate(rows) if row.startswith("  (0040,0100)"))
+    inside = []
+    for row in rows[start + 1 :]:
+        if not row.startswith("  >"):
+            break
+        inside.append(row)
+    assert [row[3:14] for row in inside] == [
+        f"({tag >> 16:04X},{tag & 0xFFFF:04X})" for tag, _ in STEP_KEYS
+    ]
+    aet = next(row for row in inside if "(0040,0001)" in row)
+    assert " AE  R  Scheduled Station AE Title" in aet and aet.endswith("--key 40,1=")
+    note = "\n".join(rows[:start])
+    assert "--key 40,1=AA32 is" in note and "sent as --key 40,100[0].40,1=AA32" in note
+    # keys of the other entities are at the top level
+    assert any(row.startswith("  (0010,0020)") for row in rows)
+    assert any(row.startswith("  (0040,1001)") for row in rows)
+
+
+def test_queryhelp_shows_the_sequence_form_for_keys_inside_a_sequence() -> None:
+    text = query_help([Root.PATIENT])
+    assert "A key inside a sequence (marked >) is SQ[0].GGGG,EEEE=VALUE" in text
+    patient = text.split(" PATIENT level")[1].split(" STUDY level")[0]
+    row = next(line for line in patient.splitlines() if line.startswith("  >(0008,1150)"))
+    assert row.endswith("--key 8,1120[0].8,1150=")
+
+
+def test_the_key_help_documents_the_sequence_form(capsys) -> None:
+    assert main(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "40,100[0].40,1=AA32" in out
+    assert "40,100= asks for the whole sequence" in out
+    assert "--worklist puts the Scheduled Procedure Step's keys" in out

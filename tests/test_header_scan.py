@@ -163,7 +163,9 @@ def test_a_cut_data_set_is_not_guessed() -> None:
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=600), implicit=st.booleans(), whole=st.booleans())
-def test_random_bytes_end_in_a_refusal_or_an_answer(data: bytes, implicit: bool, whole: bool) -> None:
+def test_random_bytes_end_in_a_refusal_or_an_answer(
+    data: bytes, implicit: bool, whole: bool
+) -> None:
     try:
         found = header_scan.scan(data, implicit, _WANTED, _LAST_INDEXED_TAG, whole)
     except (header_scan.Unsupported, header_scan.Short):
