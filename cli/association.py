@@ -8,6 +8,9 @@ more (`client.store_contexts`, `client.query_contexts`): the instances' own synt
 TLS and the user identity come from `settings` (`--tls*`, `--username`...). With
 `--identity-response`, an association whose A-ASSOCIATE-AC does not confirm the
 identity (no 59H sub-item, PS3.7 D.3.3.7) is aborted: the user asked for proof.
+
+With `--dump-pdus`, the association is opened inside `dul.transport.recording`, so
+that its channel records every PDU (`dimse.client.connect` has no parameter for it).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dimse import client
 from dimse.datasets import IMPLICIT_VR_LITTLE_ENDIAN
 from dul.errors import AssociationError, AssociationRejected
 from dul.negotiation import ProposedContext
+from dul.transport import recording
 
 log = logging.getLogger("dicomscu")
 
@@ -49,20 +53,21 @@ def open_association(
         f"; {identity}" if identity else "",
     )
     try:
-        association = client.connect(
-            settings.host,
-            settings.port,
-            calling_ae=settings.calling_ae,
-            called_ae=settings.called_ae,
-            contexts=list(contexts),
-            roles=roles,
-            timeouts=settings.timeouts,
-            max_pdu=settings.max_pdu,
-            ssl_context=settings.ssl_context,
-            async_window=async_window,
-            user_identity=settings.user_identity,
-            decompress=settings.decompress,
-        )
+        with recording(settings.pdu_recorder):
+            association = client.connect(
+                settings.host,
+                settings.port,
+                calling_ae=settings.calling_ae,
+                called_ae=settings.called_ae,
+                contexts=list(contexts),
+                roles=roles,
+                timeouts=settings.timeouts,
+                max_pdu=settings.max_pdu,
+                ssl_context=settings.ssl_context,
+                async_window=async_window,
+                user_identity=settings.user_identity,
+                decompress=settings.decompress,
+            )
     except AssociationRejected as exc:
         if settings.user_identity is not None and (exc.source, exc.reason) == (2, 1):
             log.warning(

@@ -10,6 +10,9 @@
   --tls; the port is then 2762, DICOM over TLS, when none is given); `--username`,
   `--password` (or $DICOMSCU_PASSWORD), `--token-file`/`--token-type` make the user
   identity (PS3.7 D.3.3.7). A file that cannot be used is a usage error.
+- `--dump-pdus FILE`: the `PduRecorder` that writes the PDUs of every association
+  opened to FILE; FILE is created (emptied) here, and one that cannot be written is
+  a usage error.
 
 `UsageError` is a command line that cannot run as written (exit status 2).
 """
@@ -26,7 +29,7 @@ from cli.parser import DEFAULT_MAX_PDU, PRIORITIES, port_number
 from dimse.models import Root
 from dimse.transfer.convert import Decompress
 from dul.items import UserIdentityRQSubItem
-from dul.transport import Timeouts
+from dul.transport import PduRecorder, Timeouts
 
 if TYPE_CHECKING:
     import ssl
@@ -71,6 +74,7 @@ class Settings:
     ssl_context: ssl.SSLContext | None = None
     user_identity: UserIdentityRQSubItem | None = None
     identity_response: bool = False  # the server must confirm the identity
+    pdu_recorder: PduRecorder | None = None  # --dump-pdus: records every PDU to a file
 
 
 def check_ae_title(title: str, option: str) -> str:
@@ -175,6 +179,16 @@ def _user_identity(
         raise UsageError(f"user identity: {exc}") from None
 
 
+def _pdu_recorder(path: Path | None) -> PduRecorder | None:
+    """The recorder of --dump-pdus (None: not asked for); FILE is created now."""
+    if path is None:
+        return None
+    try:
+        return PduRecorder(path)
+    except OSError as exc:
+        raise UsageError(f"--dump-pdus {path}: {exc.strerror or exc}") from None
+
+
 def choose_operation(given: list[str]) -> tuple[str, str | None]:
     """The operation to run and, when several were given, a note saying which runs."""
     distinct = list(dict.fromkeys(given))
@@ -245,6 +259,7 @@ def resolve(args: argparse.Namespace) -> Settings:
             notes.append(f"--port-scp is not used: the instances go to {destination!r}, not to us")
     if operation != "move" and destination is not None:
         notes.append(f"--move-destination is only used by --move; --{operation} ignores it")
+    pdu_recorder = _pdu_recorder(args.dump_pdus)
 
     return Settings(
         operation=operation,
@@ -273,4 +288,5 @@ def resolve(args: argparse.Namespace) -> Settings:
         ssl_context=ssl_context,
         user_identity=user_identity,
         identity_response=args.identity_response,
+        pdu_recorder=pdu_recorder,
     )

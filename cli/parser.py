@@ -213,7 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="GGGG,EEEE[=VALUE]",
-        help='a key: 10,10="DOE*" matches, 10,20= (or 10,20) asks for the value; no wildcards for C-MOVE/C-GET',
+        help='a key: 10,10="DOE*" matches, 10,20= (or 10,20) asks for the value; a key inside '
+        "a sequence: 40,100[0].40,1=AA32 (the item is always [0]; it nests), and 40,100= asks "
+        "for the whole sequence; --worklist puts the Scheduled Procedure Step's keys (40,1=AA32) "
+        "in its sequence by itself; values are checked against their VR (dates YYYYMMDD, ranges "
+        "A-B; * and ? only in text VRs); no wildcards for C-MOVE/C-GET; see --queryhelp",
     )
     query.add_argument(
         "--store-query", type=Path, metavar="FILE", help="write the query (a DICOM file) to FILE"
@@ -380,6 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="write the log to FILE instead of stderr",
+    )
+    general.add_argument(
+        "--dump-pdus",
+        type=Path,
+        metavar="FILE",
+        help="dicomscu: write every PDU of the association(s) we open, both ways, with its "
+        "time, to FILE (binary, documented in dul/explain.py); print it with "
+        "'python -m dimse.explain FILE'. FILE holds the bytes as sent: a --password is in "
+        "it, readable (the printout never shows it); keep FILE as you would the password",
     )
     general.add_argument("-h", "--help", action="help", help="print this help and exit")
     general.add_argument("-v", "--version", action="store_true", help="print the version and exit")

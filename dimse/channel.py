@@ -4,6 +4,12 @@
 its command set and optional data set, cut to the peer's maximum PDU, and hands
 back whole received messages. A peer whose P-DATA breaks PS3.7/PS3.8 Annex E is
 aborted (A-ABORT, source 2), and the caller gets `AssociationAborted`.
+
+At debug level each message sent or received is one line (`dimse.explain`): its
+command, status, data set size and how it was cut into PDUs and PDVs. The counting
+is done only when that line will be written. Importing this module lends the upper
+layer's log pydicom's names of UIDs (`dul.explain.use_uid_names`): the A-ASSOCIATE-RQ
+is logged before any `MessageChannel` exists, and names are the same for all.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from dimse.commands import Command
+from dimse.commands import Command, decode_command
 from dimse.errors import DimseError
+from dimse.explain import Tally, describe_message, uid_name
 from dimse.files import Part10Info
 from dimse.fragments import (
     DEFAULT_MAX_IDENTIFIER,
@@ -27,12 +34,15 @@ from dimse.fragments import (
 from dimse.messages import DimseMessage, message_from_command
 from dimse.transfer.convert import Converted, Decompress, choose, convert, needs_conversion
 from dul.errors import AbortReason, AssociationAborted
+from dul.explain import use_uid_names
 from dul.items import Buffer
 from dul.negotiation import NegotiatedContext
 from dul.pdu import P_DATA_TF
 from dul.transport import Channel
 
 log = logging.getLogger("dimse")
+
+use_uid_names(uid_name)
 
 
 class _SinkHolder:
@@ -55,9 +65,16 @@ class PreparedMessage:
     encoding overlap the peer's work; the requests still go one at a time. Close it
     (or send it) to release the file."""
 
-    def __init__(self, units: Iterator[Sendable]) -> None:
+    def __init__(
+        self,
+        units: Iterator[Sendable],
+        context_id: int = 0,
+        message: DimseMessage | None = None,
+    ) -> None:
         self._units = units
         self._first: Sendable | None = next(units)
+        self.context_id = context_id
+        self.message = message  # for the debug log
 
     def __iter__(self) -> Iterator[Sendable]:
         if self._first is not None:
@@ -107,6 +124,7 @@ class MessageChannel:
             spool_dir=None if spool_dir is None else str(spool_dir),
         )
         self._ready: deque[ReceivedMessage] = deque()
+        self._incoming: Tally | None = None  # the message being received, counted at debug level
         self._message_id = 0
         #: where converted data sets bigger than memory allows are spooled (None: tmp)
         self.spool_dir: Path | None = spool_dir
@@ -171,16 +189,30 @@ class MessageChannel:
     def send(self, context_id: int, message: DimseMessage, data_set: bytes | None = None) -> None:
         """One message; `data_set` already encoded in the context's transfer syntax."""
         message = message.with_data_set(data_set is not None)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("sending %s on context %d", message.NAME, context_id)
-        for pdu in fragment_message(context_id, message.encode(), data_set, self.max_pdu):
+        pdus = fragment_message(context_id, message.encode(), data_set, self.max_pdu)
+        if not log.isEnabledFor(logging.DEBUG):
+            for pdu in pdus:
+                self.channel.send_pdata(pdu)
+            return
+        tally = Tally()
+        for pdu in pdus:
             self.channel.send_pdata(pdu)
+            tally.add_unit(pdu)
+        log.debug("%s", describe_message("sent", message.to_command(), context_id, tally))
 
     def send_encoded(self, context_id: int, command: bytes, data_set: bytes) -> None:
         """One message whose command set is already encoded (and says a data set
         follows): the pending responses of a C-FIND share one."""
-        for pdu in fragment_message(context_id, command, data_set, self.max_pdu):
+        pdus = fragment_message(context_id, command, data_set, self.max_pdu)
+        if not log.isEnabledFor(logging.DEBUG):
+            for pdu in pdus:
+                self.channel.send_pdata(pdu)
+            return
+        tally = Tally()
+        for pdu in pdus:
             self.channel.send_pdata(pdu)
+            tally.add_unit(pdu)
+        log.debug("%s", describe_message("sent", decode_command(command), context_id, tally))
 
     def prepare_instance(
         self, context: NegotiatedContext, message: DimseMessage, info: Part10Info
@@ -191,10 +223,11 @@ class MessageChannel:
         file's, else it is converted first (`dimse.transfer.convert`)."""
         message = message.with_data_set(True)
         assert context.transfer_syntax is not None
+        cid = context.context_id
         if not needs_conversion(info, context.transfer_syntax):
-            return PreparedMessage(self._file_runs(context.context_id, message, info))
+            return PreparedMessage(self._file_runs(cid, message, info), cid, message)
         converted = convert(info, context.transfer_syntax, spool_dir=self.spool_dir)
-        return PreparedMessage(self._converted_runs(context.context_id, message, converted))
+        return PreparedMessage(self._converted_runs(cid, message, converted), cid, message)
 
     def _file_runs(
         self, context_id: int, message: DimseMessage, info: Part10Info
@@ -219,11 +252,17 @@ class MessageChannel:
         self, prepared: PreparedMessage, progress: Callable[[int], None] | None = None
     ) -> None:
         """Send a prepared message; `progress` is told the bytes of each write."""
+        tally = Tally() if log.isEnabledFor(logging.DEBUG) else None
         with prepared:
             for unit in prepared:
                 self.channel.send_pdata(unit)
+                if tally is not None:
+                    tally.add_unit(unit)  # before the next unit reuses the run's buffer
                 if progress is not None:
                     progress(len(unit) if not isinstance(unit, list) else sum(map(len, unit)))
+        if tally is not None and prepared.message is not None:
+            command = prepared.message.to_command()
+            log.debug("%s", describe_message("sent", command, prepared.context_id, tally))
 
     def send_instance(
         self,
@@ -258,10 +297,36 @@ class MessageChannel:
         (ROBUSTNESS 18-24) end the association with an A-ABORT from the service
         provider (source 2), reason 6: the PDVs are an invalid value of the PDU."""
         try:
-            self._ready.extend(self.reassembler.feed(pdu))
+            if pdu.pdvs and log.isEnabledFor(logging.DEBUG):
+                self._feed_counted(pdu)
+            else:
+                self._ready.extend(self.reassembler.feed(pdu))
         except DimseError as exc:
             self.channel.abort_invalid(AbortReason.INVALID_PDU_PARAMETER_VALUE, str(exc))
             raise AssociationAborted(f"{self.channel.peer} broke PS3.7/PS3.8: {exc}") from exc
+
+    def _feed_counted(self, pdu: P_DATA_TF) -> None:
+        """`_feed` at debug level: PDV by PDV, counted, a line for each message (and,
+        as `Reassembler.feed`, no message of a PDU with an invalid PDV)."""
+        tally = self._incoming
+        if tally is None:
+            self._incoming = tally = Tally()
+        tally.pdus += 1
+        last = len(pdu.pdvs) - 1
+        done: list[ReceivedMessage] = []
+        for index, pdv in enumerate(pdu.pdvs):
+            tally.add_pdv(pdv.is_command, len(pdv.data))
+            message = self.reassembler.feed_pdv(pdv)
+            if message is None:
+                continue
+            done.append(message)
+            log.debug(
+                "%s", describe_message("received", message.command, message.context_id, tally)
+            )
+            self._incoming = tally = Tally()
+            if index < last:
+                tally.pdus = 1  # the rest of this PDU begins the next message
+        self._ready.extend(done)
 
     def push_back(self, received: ReceivedMessage) -> None:
         """Put a message back, to be the next `receive()`."""

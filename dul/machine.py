@@ -7,7 +7,11 @@ be woken at `next_deadline()` (the ARTIM timer, PS3.8 9.1.4) and is told the tim
 again through `handle_timer(now)`.
 
 Every transition is recorded in `history` (the last few hundred) and logged at
-debug level as `Sta6 + Evt12 -> AR-2 -> Sta8`.
+debug level as `Sta6 + Evt12 -> AR-2 -> Sta8`, followed on the next line, the first
+time each of its states, event and action appears in the association, by its
+definition in PS3.8 (`dul.explain.explain_transition`). Each PDU received but
+P-DATA-TF is logged item by item (`dul.explain.explain_pdu`); the DIMSE layer says
+what the P-DATA-TF carried.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import NamedTuple
 
 from dul.actions import ACTIONS, Context, Timer
 from dul.errors import LocalProtocolError, PduError, StateTableError
+from dul.explain import INDENT, explain_pdu, explain_transition, lent_uid_names
 from dul.framing import DEFAULT_MAX_ASSOCIATION_LENGTH, Framer
 from dul.fsm import LOCAL_EVENTS, NEXT_STATES, Action, Event, State, lookup
 from dul.items import Buffer
@@ -29,7 +34,6 @@ from dul.pdu import (
     A_ASSOCIATE_RQ,
     P_DATA_TF,
     Pdu,
-    describe,
 )
 from dul.primitives import Output
 
@@ -99,6 +103,8 @@ class Machine:
         self._stream_broken = False  # a framing error was answered (Evt19): read no more
         self._limit_source: A_ASSOCIATE_RQ | A_ASSOCIATE_AC | None = None
         self._peer_limit = 0
+        #: the states, events and actions whose definitions the debug log has given
+        self._defined: set[str] = set()
 
     # -- the table, in one place ----------------------------------------------------
 
@@ -124,7 +130,10 @@ class Machine:
         transition = Transition(self.state, event, action, step.next_state)
         self.history.append(transition)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s: %s", self.name, transition)
+            text, words = explain_transition(*transition, self._defined)
+            log.debug("%s: %s", self.name, text)
+            if words:  # a line of its own: the transition's line stays what `history` holds
+                log.debug("%s: %s%s", self.name, INDENT, words)
         self.state = step.next_state
         return list(step.outputs)
 
@@ -236,7 +245,10 @@ class Machine:
             if self.state is State.Sta5:
                 self.accept = pdu
         if log.isEnabledFor(logging.DEBUG) and not isinstance(pdu, P_DATA_TF):
-            log.debug("%s: received %s", self.name, describe(pdu))
+            lines = explain_pdu(pdu, uid_name=lent_uid_names(), request=self.request)
+            log.debug("%s: received %s", self.name, lines[0])
+            for line in lines[1:]:  # a record each: no log record holds a line break
+                log.debug("%s: %s", self.name, line)
         return self._fire(event, pdu, now)
 
     # -- derived facts -----------------------------------------------------------

@@ -9,20 +9,30 @@ on the socket with the nearest of the machine's ARTIM deadline and the service
 layer's timeout as its timeout. Nothing polls. Every PDU is one `sendall`; sockets
 have TCP_NODELAY; receiving goes through
 `recv_into` into one reused buffer.
+
+At debug level each association PDU sent is logged item by item (`dul.explain`; the
+machine logs those received). A `PduRecorder` (`dicomscu --dump-pdus FILE`) keeps
+the bytes of every PDU of the associations it is given, both ways, in the dump
+format of `dul.explain`; a channel without one pays one `is None` test per write
+and per read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
+import os
 import selectors
 import socket
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from dul.errors import (
     AbortReason,
@@ -33,11 +43,22 @@ from dul.errors import (
     DulTimeout,
     PduError,
 )
+from dul.explain import (
+    ENDED,
+    MAGIC,
+    PARTIAL,
+    RECEIVED,
+    SENT,
+    STARTED,
+    encode_record,
+    explain_pdu,
+    lent_uid_names,
+)
 from dul.fsm import State
 from dul.items import Buffer
 from dul.machine import Machine
 from dul.negotiation import MIN_PDV_ROOM, NegotiatedContext, negotiated_contexts
-from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF, describe
+from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, HEADER, P_DATA_TF, Pdu
 from dul.primitives import (
     AbortIndication,
     AssociateAccepted,
@@ -79,6 +100,125 @@ class Timeouts:
     silent: float | None = 30.0
 
 
+# The PDU dump (dicomscu --dump-pdus): the driver's record of the bytes, in the format
+# that dul.explain documents and reads.
+
+
+class PduRecorder:
+    """Writes every PDU of the associations given to it, both ways, to one dump file
+    (format: `dul.explain`), each as one flushed record with its association number
+    and the time since the recorder was made. Thread-safe: a client's associations
+    may run at once, each `attach`ed.
+
+    The file is created (emptied) here, so that a path that cannot be written fails
+    at once (OSError); it is open while an association is attached, and closed when
+    the last one ends. The dump holds the bytes as sent: a passcode of the user
+    identity is in it, in clear."""
+
+    def __init__(self, path: str | os.PathLike[str], clock: Callable[[], float] = time.monotonic):
+        self.path = path
+        self.clock = clock
+        self._start = clock()
+        self._lock = threading.Lock()
+        self._file: BinaryIO | None = None
+        self._attached = 0
+        self._associations = 0
+        with open(path, "wb") as stream:
+            stream.write(MAGIC)
+
+    def attach(self, what: str) -> PduTap:
+        """A tap for one more association; `what` says which (role, peer)."""
+        with self._lock:
+            if self._file is None:
+                self._file = open(self.path, "ab")  # closed in _detach, by the last
+            self._attached += 1
+            self._associations += 1
+            number = self._associations
+        tap = PduTap(self, number)
+        self.write(STARTED, number, what.encode("utf-8"))
+        return tap
+
+    def write(self, kind: bytes, association: int, data: Buffer) -> None:
+        with self._lock:
+            if self._file is None:
+                return
+            self._file.write(encode_record(kind, association, self.clock() - self._start, data))
+            self._file.flush()
+
+    def _detach(self) -> None:
+        with self._lock:
+            self._attached -= 1
+            if self._attached == 0 and self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+class _Splitter:
+    """Cuts a stream of bytes into whole PDUs by their 6-byte headers."""
+
+    def __init__(self) -> None:
+        self.pending = bytearray()
+
+    def feed(self, data: Buffer) -> Iterator[bytes]:
+        self.pending += data
+        while len(self.pending) >= HEADER.size:
+            _, _, length = HEADER.unpack_from(self.pending, 0)
+            end = HEADER.size + length
+            if len(self.pending) < end:
+                return
+            pdu = bytes(self.pending[:end])
+            del self.pending[:end]
+            yield pdu
+
+
+class PduTap:
+    """One association's share of a `PduRecorder`: what the channel sends and
+    receives, cut into PDUs and written as records."""
+
+    def __init__(self, recorder: PduRecorder, number: int) -> None:
+        self.recorder = recorder
+        self.number = number
+        self._sent = _Splitter()
+        self._received = _Splitter()
+        self._closed = False
+
+    def sent(self, data: bytes | bytearray | list[Buffer]) -> None:
+        joined = b"".join(data) if isinstance(data, list) else data
+        for pdu in self._sent.feed(joined):
+            self.recorder.write(SENT, self.number, pdu)
+
+    def received(self, data: Buffer) -> None:
+        for pdu in self._received.feed(data):
+            self.recorder.write(RECEIVED, self.number, pdu)
+
+    def close(self, why: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._received.pending:
+            self.recorder.write(PARTIAL, self.number, self._received.pending)
+        self.recorder.write(ENDED, self.number, why.encode("utf-8"))
+        self.recorder._detach()
+
+
+_recorder: contextvars.ContextVar[PduRecorder | None] = contextvars.ContextVar(
+    "dul_pdu_recorder", default=None
+)
+
+
+@contextlib.contextmanager
+def recording(recorder: PduRecorder | None) -> Iterator[None]:
+    """Within the block, `request_association` records the associations it opens
+    with `recorder` (None: none), in this thread (a context variable): for a caller
+    whose own caller opens the association (`dimse.client.connect`) without a
+    parameter for it."""
+    token = _recorder.set(recorder)
+    try:
+        yield
+    finally:
+        _recorder.reset(token)
+
+
 def _remaining(deadline: float | None, now: float) -> float | None:
     return None if deadline is None else max(0.0, deadline - now)
 
@@ -98,6 +238,7 @@ class Channel:
         timeouts: Timeouts,
         peer: str,
         clock: Callable[[], float] = time.monotonic,
+        recorder: PduRecorder | None = None,
     ) -> None:
         self.sock: socket.socket | None = sock
         self.machine = machine
@@ -111,6 +252,10 @@ class Channel:
         self._inbox: deque[Output] = deque()
         self.contexts: dict[int, NegotiatedContext] = {}
         self.end_reason = ""
+        self.tap: PduTap | None = None  # --dump-pdus: where the bytes are recorded
+        if recorder is not None:
+            role = "requestor" if machine.requestor else "acceptor"
+            self.tap = recorder.attach(f"{role}, peer {peer}")
 
     # -- facts of the association ---------------------------------------------------
 
@@ -145,11 +290,19 @@ class Channel:
             else:
                 self._inbox.append(output)
 
+    def _log_sending(self, pdu: Pdu) -> None:
+        lines = explain_pdu(pdu, uid_name=lent_uid_names(), request=self.machine.request)
+        log.debug("%s: sending %s", self.machine.name, lines[0])
+        for line in lines[1:]:  # a record each: no log record holds a line break
+            log.debug("%s: %s", self.machine.name, line)
+
     def _write(self, output: Send) -> None:
         if self.sock is None:
             return
         if output.pdu is not None and log.isEnabledFor(logging.DEBUG):
-            log.debug("%s: sending %s", self.machine.name, describe(output.pdu))
+            self._log_sending(output.pdu)
+        if self.tap is not None:
+            self.tap.sent(output.data)
         try:
             _set_timeout(self.sock, self.timeouts.dimse)
             _send(self.sock, output.data)
@@ -203,6 +356,8 @@ class Channel:
             self._close_socket()
             self._perform(self.machine.transport_closed(now))
         else:
+            if self.tap is not None:
+                self.tap.received(self._view[:count])
             self._perform(self.machine.receive_data(self._view[:count], now))
 
     def receive(self, timeout: float | None) -> P_DATA_TF:
@@ -322,6 +477,10 @@ class Channel:
                 self.sock.settimeout(1.0)
             for output in outputs:
                 if isinstance(output, Send) and self.sock is not None:
+                    if output.pdu is not None and log.isEnabledFor(logging.DEBUG):
+                        self._log_sending(output.pdu)
+                    if self.tap is not None:
+                        self.tap.sent(output.data)
                     _send(self.sock, output.data)
         except OSError:
             pass
@@ -341,6 +500,9 @@ class Channel:
                 sock.close()
             except OSError:
                 pass
+        if self.tap is not None:
+            tap, self.tap = self.tap, None
+            tap.close(self.end_reason)
 
     def close(self) -> None:
         """Release if established, else abort; always frees the socket."""
@@ -490,12 +652,16 @@ def request_association(
     timeouts: Timeouts = Timeouts(),
     ssl_context: ssl.SSLContext | None = None,
     max_pdata_length: int | None = None,
+    recorder: PduRecorder | None = None,
 ) -> Channel:
     """Open a connection and an association as requestor; returns it established.
 
+    `recorder` (default: the one of an enclosing `recording` block) records its PDUs.
     Raises `ConnectionFailed`, `AssociationRejected`, `AssociationAborted` or
     `DulTimeout`, each with a message that says what happened.
     """
+    if recorder is None:
+        recorder = _recorder.get()
     if max_pdata_length is None:
         max_pdata_length = request.user_information.maximum_length or 0
     machine = Machine(
@@ -524,7 +690,7 @@ def request_association(
             sock.close()
             machine.transport_closed(time.monotonic())
             raise ConnectionFailed(f"TLS handshake with {peer} failed: {exc}") from exc
-    channel = Channel(sock, machine, timeouts, peer)
+    channel = Channel(sock, machine, timeouts, peer, recorder=recorder)
     try:
         channel._perform(machine.transport_confirm(time.monotonic()))  # AE-2: send RQ
         primitive = channel.next_primitive(timeouts.acse)
