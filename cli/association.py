@@ -9,7 +9,7 @@ TLS and the user identity come from `settings` (`--tls*`, `--username`...). With
 `--identity-response`, an association whose A-ASSOCIATE-AC does not confirm the
 identity (no 59H sub-item, PS3.7 D.3.3.7) is aborted: the user asked for proof.
 
-With `--dump-pdus`, the association is opened inside `dul.transport.recording`, so
+With `--dump-pdus`, the association is opened inside `dul.drivers.recorder.recording`, so
 that its channel records every PDU (`dimse.client.connect` has no parameter for it).
 """
 
@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from cli.options import Settings
 from dimse import client
 from dimse.datasets import IMPLICIT_VR_LITTLE_ENDIAN
+from dul.drivers.recorder import recording
 from dul.errors import AssociationError, AssociationRejected
 from dul.negotiation import ProposedContext
-from dul.transport import recording
 
 log = logging.getLogger("dicomscu")
 

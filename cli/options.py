@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING
 from cli.parser import DEFAULT_MAX_PDU, PRIORITIES, port_number
 from dimse.models import Root
 from dimse.transfer.convert import Decompress
+from dul.connection import Timeouts
+from dul.drivers.recorder import PduRecorder
 from dul.items import UserIdentityRQSubItem
-from dul.transport import PduRecorder, Timeouts
 
 if TYPE_CHECKING:
     import ssl

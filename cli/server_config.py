@@ -58,8 +58,8 @@ from typing import Any
 
 from dimse.identity import check_stored_password
 from dimse.scp import DEFAULT_MAX_PDU
+from dul.connection import Timeouts
 from dul.negotiation import valid_ae_title
-from dul.transport import Timeouts
 
 
 class ConfigError(ValueError):

@@ -14,7 +14,7 @@ status is named by `dimse.status`, the UIDs by pydicom (`uid_name`).
 
 `uid_name` is pydicom's dictionary, imported at its first call (so only when a debug
 line or a dump explanation is written: `dicomscu --echo` without -D never imports
-pydicom). `dimse.channel` lends it to the upper layer's log (`dul.explain`).
+pydicom). `dimse.engine` lends it to the upper layer's log (`dul.explain`).
 
 `python -m dimse.explain FILE` prints a dump of `dicomscu --dump-pdus FILE`: each
 PDU as `dul.explain` says it (the live log's words), and after each P-DATA-TF the

@@ -24,10 +24,17 @@ cannot go as it is. Hence:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from dimse.files import Part10Info
+from dimse.models import MODELS, VERIFICATION, Root
+from dimse.storage_classes import (
+    COMMON_STORAGE_SOP_CLASSES,
+    storage_sop_class_set,
+    storage_sop_classes,
+)
 from dimse.transfer.convert import Decompress, decompression_refused
 from dimse.transfer.syntaxes import (
     EXPLICIT_VR_BIG_ENDIAN,
@@ -38,6 +45,8 @@ from dimse.transfer.syntaxes import (
     lookup,
 )
 from dul.negotiation import ProposedContext
+
+log = logging.getLogger("dimse.client")
 
 #: PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255.
 MAX_CONTEXTS = 128
@@ -177,3 +186,58 @@ def get_storage_contexts(
             else:
                 dropped += len(syntaxes)
     return GetContexts(contexts, dropped, len(unique) - len(classes))
+
+
+def query_contexts(
+    root: Root,
+    operation: str,
+    storage_classes: Sequence[str] | None = None,
+    *,
+    compressed: bool = True,
+) -> list[ProposedContext]:
+    """The contexts for a query ("find"), a retrieve ("move", "get") and echo.
+
+    For "get" the storage classes are proposed too, since the instances come back
+    on the same association (see `get_roles`): `storage_classes` when the caller
+    knows which to expect, else the common classes and as many others as fit; each
+    uncompressed and, unless `compressed` is False, in every compressed syntax."""
+    uids = MODELS[root]
+    abstract = {"find": uids.find, "move": uids.move, "get": uids.get}[operation]
+    if abstract is None:
+        raise ValueError(f"the {root.value} model has no {operation.upper()} SOP class")
+    contexts = [
+        ProposedContext(abstract, UNCOMPRESSED),
+        ProposedContext(VERIFICATION, UNCOMPRESSED),
+    ]
+    if operation == "get":
+        # One context per compressed syntax and class (dimse.proposals): the server
+        # then finds one for every instance as it is stored.
+        classes = list(storage_classes or COMMON_STORAGE_SOP_CLASSES)
+        planned = get_storage_contexts(classes, MAX_CONTEXTS - len(contexts), compressed=compressed)
+        if planned.dropped:
+            log.warning(
+                "C-GET: %d compressed presentation context(s) did not fit in %d; instances "
+                "of the last SOP classes can come back uncompressed only",
+                planned.dropped,
+                MAX_CONTEXTS,
+            )
+        if planned.dropped_classes:
+            log.warning(
+                "C-GET: %d SOP class(es) did not fit in %d presentation contexts; their "
+                "instances cannot come back on this association",
+                planned.dropped_classes,
+                MAX_CONTEXTS,
+            )
+        contexts += planned.contexts
+        if not storage_classes:
+            rest = [uid for uid in storage_sop_classes() if uid not in COMMON_STORAGE_SOP_CLASSES]
+            contexts += [
+                ProposedContext(uid, UNCOMPRESSED) for uid in rest[: MAX_CONTEXTS - len(contexts)]
+            ]
+    return contexts
+
+
+def get_roles(contexts: Sequence[ProposedContext]) -> dict[str, tuple[bool, bool]]:
+    """SCP/SCU role selection for C-GET: we act as SCP for the storage classes."""
+    storage = storage_sop_class_set()
+    return {c.abstract_syntax: (False, True) for c in contexts if c.abstract_syntax in storage}

@@ -102,6 +102,77 @@ class StatusCode(IntEnum):
     PENDING_OPTIONAL_KEYS_NOT_SUPPORTED = 0xFF01
 
 
+class EchoStatus(IntEnum):
+    """C-ECHO response status (PS3.7 9.1.5.1.4: the general codes only)."""
+
+    SUCCESS = 0x0000
+    PROCESSING_FAILURE = 0x0110
+    SOP_CLASS_NOT_SUPPORTED = 0x0122
+    DUPLICATE_INVOCATION = 0x0210
+    UNRECOGNIZED_OPERATION = 0x0211
+    MISTYPED_ARGUMENT = 0x0212
+
+
+class StoreStatus(IntEnum):
+    """C-STORE response status (PS3.4 Table B.2-1, and the general codes used)."""
+
+    SUCCESS = 0x0000
+    OUT_OF_RESOURCES = 0xA700
+    DATA_SET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+    CANNOT_UNDERSTAND = 0xC000
+    COERCION_OF_DATA_ELEMENTS = 0xB000
+    ELEMENTS_DISCARDED = 0xB006
+    DATA_SET_DOES_NOT_MATCH_SOP_CLASS_WARNING = 0xB007
+    PROCESSING_FAILURE = 0x0110
+    DUPLICATE_SOP_INSTANCE = 0x0111
+    SOP_CLASS_NOT_SUPPORTED = 0x0122
+    NOT_AUTHORIZED = 0x0124
+
+
+class FindStatus(IntEnum):
+    """C-FIND response status (PS3.4 Table C.4-1; Modality Worklist: Table K.4-1)."""
+
+    SUCCESS = 0x0000
+    PENDING = 0xFF00
+    PENDING_OPTIONAL_KEYS_NOT_SUPPORTED = 0xFF01
+    CANCEL = 0xFE00
+    OUT_OF_RESOURCES = 0xA700
+    IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+    UNABLE_TO_PROCESS = 0xC000
+    #: Cxxx too: our own code for "the handler failed", within Unable to process
+    HANDLER_FAILED = 0xC001
+    SOP_CLASS_NOT_SUPPORTED = 0x0122
+
+
+class MoveStatus(IntEnum):
+    """C-MOVE response status (PS3.4 Table C.4-2)."""
+
+    SUCCESS = 0x0000
+    PENDING = 0xFF00
+    CANCEL = 0xFE00
+    SUB_OPERATIONS_FAILURES_OR_WARNINGS = 0xB000
+    OUT_OF_RESOURCES_MATCHES = 0xA701
+    OUT_OF_RESOURCES_SUB_OPERATIONS = 0xA702
+    MOVE_DESTINATION_UNKNOWN = 0xA801
+    IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+    UNABLE_TO_PROCESS = 0xC000
+    SOP_CLASS_NOT_SUPPORTED = 0x0122
+
+
+class GetStatus(IntEnum):
+    """C-GET response status (PS3.4 Table C.4-3)."""
+
+    SUCCESS = 0x0000
+    PENDING = 0xFF00
+    CANCEL = 0xFE00
+    SUB_OPERATIONS_FAILURES_OR_WARNINGS = 0xB000
+    OUT_OF_RESOURCES_MATCHES = 0xA701
+    OUT_OF_RESOURCES_SUB_OPERATIONS = 0xA702
+    IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+    UNABLE_TO_PROCESS = 0xC000
+    SOP_CLASS_NOT_SUPPORTED = 0x0122
+
+
 def status_category(code: int) -> Category:
     """The status class of `code` by the table of PS3.7 Annex C.
 

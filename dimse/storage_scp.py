@@ -20,22 +20,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
+from dimse.handlers import Caller, Handlers, HandlerStatus, StoreSink
 from dimse.messages import C_STORE_RQ
 from dimse.received import fit
 from dimse.results import ReceivedInstance
-from dimse.scp import (
-    OUT_OF_RESOURCES,
-    SUCCESS,
-    Caller,
-    Handlers,
-    HandlerStatus,
-    Provider,
-    StoreSink,
-)
+from dimse.scp import Provider
+from dimse.status import StoreStatus
 from dimse.storage import InstanceWriter, InvalidInstance, PendingInstance
 from dimse.transfer.syntaxes import UNCOMPRESSED
+from dul.connection import Timeouts
 from dul.negotiation import RequestorsChoice
-from dul.transport import Timeouts
 
 log = logging.getLogger("dimse.storage_scp")
 
@@ -68,7 +62,7 @@ class _PendingSink(StoreSink):
             why = f"could not be written: {exc.strerror or exc}"
             log.error("C-STORE %s %s", self.record.sop_instance_uid, why)
             self.on_commit.refuse(self.record.sop_instance_uid, why)
-            raise HandlerStatus(OUT_OF_RESOURCES, fit(why)) from None
+            raise HandlerStatus(StoreStatus.OUT_OF_RESOURCES, fit(why)) from None
         self.on_commit(
             ReceivedInstance(
                 self.record.sop_class_uid,
@@ -77,7 +71,7 @@ class _PendingSink(StoreSink):
                 path,
             )
         )
-        return SUCCESS
+        return StoreStatus.SUCCESS
 
 
 class _Recorder:
@@ -133,7 +127,7 @@ class DirectoryStorage(Handlers):
     def store(
         self, caller: Caller, request: C_STORE_RQ, data: bytes | object, transfer_syntax: str
     ) -> int:
-        return OUT_OF_RESOURCES  # reached only when open_store could not open a file
+        return StoreStatus.OUT_OF_RESOURCES  # reached only when open_store could not open a file
 
     def store_failed(self, caller: Caller, request: C_STORE_RQ, why: str) -> None:
         self.recorder.refuse(request.affected_sop_instance_uid, why)

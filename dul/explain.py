@@ -1,7 +1,7 @@
 """The upper layer in the standard's words: what a PDU, a transition, a dump says.
 
 Pure: a PDU (or its bytes) in, lines of text out. The live debug log (`dul.machine`,
-`dul.transport`) and the reader of a PDU dump (`python -m dul.explain FILE`, or
+`dul.connection`) and the reader of a PDU dump (`python -m dul.explain FILE`, or
 `python -m dimse.explain FILE`, which adds the DIMSE messages and the names of the
 UIDs) print the same lines, so that what a student reads after the fact is what the
 log showed.
@@ -21,7 +21,7 @@ log showed.
 Names of UIDs. `dul` never imports pydicom, so the functions here take an optional
 `uid_name: Callable[[str], str]` (a UID in, its name out; "" or the UID itself when it
 has none) and print the bare UID without one. The layer above lends its namer for the
-live log with `use_uid_names` (`dimse.channel` does, with pydicom's dictionary).
+live log with `use_uid_names` (`dimse.engine` does, with pydicom's dictionary).
 
 Secrets. A user identity (PS3.7 D.3.3.7) is shown by its type, whether a positive
 response was asked for and, for types 1 and 2, the username (not a secret: PS3.7
@@ -48,7 +48,7 @@ The PDU dump (`dicomscu --dump-pdus FILE`) is binary:
 
 A dump holds the PDUs as they went: a passcode sent in the A-ASSOCIATE-RQ is in it,
 readable by whoever can read the file (the explanation of it never prints it). It
-holds the associations `dul.transport.request_association` opens (dicomscu's), not
+holds the associations `dul.drivers.sockets.request_association` opens (dicomscu's), not
 those a server accepts (the C-MOVE destination of `dicomscu --move --port-scp`).
 """
 

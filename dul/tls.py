@@ -7,7 +7,7 @@
     context = tls.server_context("server.pem", "server.key", "ca.pem",
                                  require_client_cert=True)             # mutual TLS
 
-Pass the context to `dul.transport.request_association(ssl_context=...)` /
+Pass the context to `dul.drivers.sockets.request_association(ssl_context=...)` /
 `Server(ssl_context=...)`, or `dimse.client.connect` / `dimse.scp.Provider`.
 
 What these contexts promise (PS3.15 B.9, "BCP 195 TLS Secure Transport Connection
@@ -180,7 +180,7 @@ def _load_ca(context: ssl.SSLContext, ca_file: StrPath) -> None:
 def _harden(context: ssl.SSLContext) -> None:
     context.minimum_version = MINIMUM_VERSION
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
-    from dul.transport import deadline_ssl_socket  # the socket code lives in the transport
+    from dul.drivers.tls_socket import deadline_ssl_socket  # socket code lives in the drivers
 
     context.sslsocket_class = deadline_ssl_socket()
 

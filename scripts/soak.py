@@ -57,8 +57,8 @@ from dimse import client  # noqa: E402
 from dimse.archive import Archive  # noqa: E402
 from dimse.datasets import UNCOMPRESSED  # noqa: E402
 from dimse.models import VERIFICATION, Root  # noqa: E402
+from dul.connection import Timeouts  # noqa: E402
 from dul.negotiation import ProposedContext  # noqa: E402
-from dul.transport import Timeouts  # noqa: E402
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 CALLED_AE = "DICOMSCP"

@@ -51,6 +51,7 @@ from dul import (
     Pdu,
     encode_pdu,
 )
+from dul.connection import Timeouts
 from dul.framing import Framer
 from dul.items import (
     ApplicationContextItem,
@@ -63,7 +64,6 @@ from dul.items import (
 )
 from dul.negotiation import ProposedContext, build_request
 from dul.pdu import DICOM_APPLICATION_CONTEXT, PresentationDataValue
-from dul.transport import Timeouts
 from tests.peers import HOST, wait_until
 
 VERIFICATION = "1.2.840.10008.1.1"

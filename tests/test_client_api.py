@@ -30,9 +30,9 @@ from dimse.models import VERIFICATION, Root
 from dimse.status import Category
 from dimse.storage import InstanceWriter
 from dimse.storage_scp import StorageSCP
+from dul.connection import Timeouts
 from dul.errors import AssociationRejected
 from dul.negotiation import ProposedContext
-from dul.transport import Timeouts
 from tests import peers
 from tests.peers import HOST, findscu, wait_until
 

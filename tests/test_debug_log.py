@@ -27,9 +27,9 @@ from cli import dicomscu
 from dimse import client
 from dimse.models import VERIFICATION
 from dimse.scp import Handlers, Provider
+from dul.connection import Timeouts
 from dul.errors import AssociationRejected
 from dul.negotiation import ProposedContext
-from dul.transport import Timeouts
 from tests.dicomscu_support import make_instances
 from tests.peers import HOST
 from tests.rawpeer import archive_server, connect
@@ -97,7 +97,7 @@ def test_the_association_is_decoded_item_by_item_with_names(
 ) -> None:
     with our_server() as server:
         echo_association(server.port)
-    rq = block(debug_log, "dul.transport", "requestor", "sending A-ASSOCIATE-RQ")
+    rq = block(debug_log, "dul.connection", "requestor", "sending A-ASSOCIATE-RQ")
     assert rq[0] == "requestor: sending A-ASSOCIATE-RQ PDU (PS3.8 9.3.2)"
     assert (
         "requestor:   called AE title 'OURSCP', calling AE title 'STUDENT', protocol version 1"
@@ -118,7 +118,7 @@ def test_the_association_is_decoded_item_by_item_with_names(
     assert [line.split(": ", 1)[1] for line in received] == [
         line.split(": ", 1)[1].replace("sending", "received") for line in rq
     ]
-    sent = block(debug_log, "dul.transport", acceptor, "sending A-ASSOCIATE-AC")
+    sent = block(debug_log, "dul.connection", acceptor, "sending A-ASSOCIATE-AC")
     assert [line.split(": ", 1)[1] for line in sent] == [
         line.split(": ", 1)[1].replace("received", "sending") for line in ac
     ]
@@ -223,7 +223,7 @@ def test_an_abort_is_said_by_both_sides(debug_log: pytest.LogCaptureFixture) -> 
             "A-ABORT PDU (PS3.8 9.3.8): source 0, DICOM UL service-user (the reason is not "
             "significant)"
         )
-        assert f"requestor: sending {words}" in messages(debug_log, "dul.transport")
+        assert f"requestor: sending {words}" in messages(debug_log, "dul.connection")
         # the server reads it in its own thread: wait for its line, without sleeping
         seen = threading.Event()
 
@@ -248,11 +248,13 @@ def test_without_debug_nothing_is_explained_nor_counted(
         raise AssertionError("explained or counted without -D")
 
     for target in (
-        "dimse.channel.Tally",
-        "dimse.channel.describe_message",
+        "dimse.engine.Tally",
+        "dimse.engine.describe_message",
+        "dimse.outgoing.Tally",
+        "dimse.outgoing.describe_message",
         "dul.machine.explain_pdu",
         "dul.machine.explain_transition",
-        "dul.transport.explain_pdu",
+        "dul.connection.explain_pdu",
     ):
         monkeypatch.setattr(target, forbidden)
     for name in ("dul", "dimse"):

@@ -19,7 +19,8 @@ from pydicom.dataset import Dataset
 
 from cli.dicomscu import main
 from dimse.messages import C_STORE_RQ
-from dimse.scp import SUCCESS, Caller, Handlers, Provider
+from dimse.scp import Caller, Handlers, Provider
+from dimse.status import StoreStatus
 from dul.negotiation import AcceptorPolicy
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
 from tests import peers
@@ -164,7 +165,7 @@ class _Counting(Handlers):
     def store(self, caller: Caller, request: C_STORE_RQ, data: object, transfer_syntax: str) -> int:
         with self.lock:
             self.stored.add(request.affected_sop_instance_uid)
-        return SUCCESS
+        return StoreStatus.SUCCESS
 
 
 def test_a_thousand_files_go_over_one_association(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from cli.dicomscu import main
 from dimse import client
 from dimse.file_check import check_file
 from dimse.messages import C_STORE_RQ, C_STORE_RSP
+from dimse.outgoing import message_units
 from dimse.transfer.syntaxes import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, lookup
 from dul.negotiation import ProposedContext
 from tests import peers
@@ -125,14 +126,16 @@ def test_case2_a_truncated_instance_is_refused_and_the_good_copy_kept(
         server.host, server.port, called_ae=server.ae_title, contexts=contexts
     ) as association:
         context_id = next(iter(association.contexts))
-        message_id = association.messages.next_message_id()
+        engine = association.engine
+        message_id = engine.next_message_id()
         request = C_STORE_RQ(
             message_id=message_id,
             affected_sop_class_uid=info.sop_class_uid,
             affected_sop_instance_uid=info.sop_instance_uid,
         )
-        association.messages.send(context_id, request, data)
-        response, _ = association._response(message_id, C_STORE_RSP)
+        units = message_units(context_id, request, data, engine.max_pdu)
+        operation = engine.request(C_STORE_RSP, message_id, units)
+        response, _ = association._runner.run(association.requestor.response(operation))
     status = response.get_status()
     assert status.code == 0xC000, status
     assert response.error_comment is not None and "(7FE0,0010)" in response.error_comment

@@ -10,17 +10,17 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
-from typing import ClassVar
 
 import pytest
 
 from dimse import client
-from dimse.channel import MessageChannel
+from dimse.engine import Engine
 from dimse.fragments import Reassembler
 from dimse.messages import C_ECHO_RQ
 from dimse.models import VERIFICATION
 from dimse.scp import Handlers, Provider
 from dul import A_ASSOCIATE_AC, decode_pdu, encode_pdu
+from dul.connection import Connection
 from dul.errors import AssociationError
 from dul.items import (
     ApplicationContextItem,
@@ -178,12 +178,6 @@ def test_repeated_role_selections_small_counts_stay_encodable(count: int) -> Non
 # Soak (scripts/soak.py): "no growth in memory" over 10,000 associations
 
 
-class _NoContexts:
-    """The one thing MessageChannel reads of its Channel when it is made."""
-
-    contexts: ClassVar[dict[int, object]] = {}
-
-
 @pytest.fixture
 def cycle_collector_off() -> Iterator[None]:
     gc.collect()
@@ -195,19 +189,18 @@ def cycle_collector_off() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("cycle_collector_off")
-def test_a_message_channel_is_freed_when_its_last_reference_goes() -> None:
-    """MessageChannel gives its Reassembler the bound method `self._open_sink` as
-    data sink: channel -> reassembler -> bound method -> channel is a reference cycle,
-    so each association's MessageChannel, Channel, Machine (with its history of
-    transitions and both association PDUs), Framer and buffers are freed only by the
-    cyclic garbage collector. In dicomscp that shows as a resident size growing by
-    1-2 KiB per association until a full collection: scripts/soak.py measured 62 MiB
-    after 1,000 associations, 80.6 MiB after 10,000, 91.9 MiB after 20,000, then 73
-    MiB once a full collection ran. (dimse/scp.py's _Session makes a second cycle the
-    same way: session -> MessageChannel -> bound method session._open_sink.)"""
-    messages = MessageChannel(_NoContexts())  # type: ignore[arg-type]
-    alive = weakref.ref(messages)
-    del messages
+def test_an_engine_is_freed_when_its_last_reference_goes() -> None:
+    """An engine gives its Reassembler a data sink. Were it the engine's own bound
+    method, engine -> reassembler -> bound method -> engine would be a reference cycle,
+    and each association's Engine, Connection, Machine (with its history of
+    transitions and both association PDUs), Framer and buffers would be freed only by
+    the cyclic garbage collector. In dicomscp that showed as a resident size growing
+    by 1-2 KiB per association until a full collection: scripts/soak.py measured 62
+    MiB after 1,000 associations, 80.6 MiB after 10,000, 91.9 MiB after 20,000, then
+    73 MiB once a full collection ran."""
+    engine = Engine(Connection(Machine(requestor=True), "peer"))
+    alive = weakref.ref(engine)
+    del engine
     assert alive() is None
 
 
@@ -219,10 +212,10 @@ class _Echo(Handlers):
 def test_associations_leave_no_garbage_for_the_cycle_collector() -> None:
     """End to end, in one process: with the cycle collector off, 20 echo associations
     (client and server sides) must leave none of their Machines, Channels or
-    MessageChannels behind."""
+    Engines behind."""
 
     def count() -> dict[str, int]:
-        kinds = ("Machine", "Channel", "MessageChannel", "Reassembler", "Framer")
+        kinds = ("Machine", "Connection", "Channel", "Engine", "Reassembler", "Framer")
         found = dict.fromkeys(kinds, 0)
         for obj in gc.get_objects():
             name = type(obj).__name__

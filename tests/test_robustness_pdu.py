@@ -22,11 +22,11 @@ from dimse.fragments import fragment_message
 from dimse.messages import C_ECHO_RQ, C_ECHO_RSP
 from dimse.scp import DEFAULT_MAX_PDU, Provider
 from dul import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_RELEASE_RP
+from dul.drivers.server import Server
 from dul.errors import AssociationRejected
 from dul.items import PresentationContextRQItem, RawItem
 from dul.negotiation import AcceptorPolicy, ProposedContext, build_request, negotiate
 from dul.pdu import encode_pdu
-from dul.server import Server
 from tests.peers import HOST, wait_until
 from tests.rawpeer import (
     CT_IMAGE_STORAGE,

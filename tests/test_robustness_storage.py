@@ -48,11 +48,11 @@ from dimse.scp import Provider
 from dimse.storage import InstanceWriter
 from dimse.storage_scp import StorageSCP
 from dul import A_ABORT, A_ASSOCIATE_RJ, A_RELEASE_RP, A_RELEASE_RQ
+from dul.drivers.server import Server
+from dul.drivers.sockets import Channel, request_association
 from dul.errors import AssociationError, DulTimeout
 from dul.fsm import State
 from dul.negotiation import AcceptorPolicy, negotiate
-from dul.server import Server
-from dul.transport import Channel, request_association
 from tests.peers import HOST, PeerProcess, in_ci, wait_until
 from tests.rawpeer import (
     CT_IMAGE_STORAGE,
@@ -642,7 +642,7 @@ def test_39_a_peer_that_stops_reading_during_our_c_store_is_aborted(tmp_path: Pa
         with pytest.raises(DulTimeout, match="sending"):
             association.store(path)
         elapsed = time.monotonic() - start
-        channel = association.messages.channel
+        channel = association.channel
         assert channel.sock is None and channel.machine.state is State.Sta1
     assert elapsed < 0.5 + 2.5
 

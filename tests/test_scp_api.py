@@ -26,8 +26,9 @@ from dimse.fragments import fragment_message
 from dimse.messages import C_FIND_RQ, C_STORE_RQ, N_GET_RQ
 from dimse.models import STUDY_ROOT_FIND, VERIFICATION
 from dimse.scp import Caller, Handlers, Provider, StoreSink
+from dul.connection import Timeouts
+from dul.drivers.sockets import request_association
 from dul.negotiation import ProposedContext, build_request
-from dul.transport import Timeouts, request_association
 from tests import peers
 from tests.peers import HOST, findscu, run_dcmtk, wait_until
 

@@ -27,9 +27,9 @@ from dimse.datasets import UNCOMPRESSED
 from dimse.models import VERIFICATION
 from dimse.scp import Handlers, Provider
 from dul import tls
+from dul.connection import Timeouts
 from dul.errors import AssociationError, ConnectionFailed
 from dul.negotiation import ProposedContext
-from dul.transport import Timeouts
 from tests import peers
 from tests.certs import Pki, dicomscp_running, make_pki, write_encrypted_key
 from tests.dicomscu_support import run_dicomscu
@@ -71,7 +71,7 @@ def echo(port: int, ssl_context: ssl.SSLContext | None, host: str = HOST) -> str
         host, port, called_ae="OURSCP", contexts=ECHO, timeouts=TIMEOUTS, ssl_context=ssl_context
     ) as association:
         assert association.echo().is_success
-        sock = association.messages.channel.sock
+        sock = association.channel.sock
         return sock.version() or "" if isinstance(sock, ssl.SSLSocket) else ""
 
 

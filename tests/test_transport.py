@@ -26,6 +26,9 @@ from dimse.fragments import Reassembler, fragment_message
 from dimse.messages import C_STORE_RQ, C_STORE_RSP, message_from_command
 from dimse.models import VERIFICATION
 from dimse.scp import Handlers, Provider
+from dul.connection import Timeouts
+from dul.drivers.server import Server
+from dul.drivers.sockets import Channel, request_association
 from dul.errors import (
     AssociationAborted,
     AssociationRejected,
@@ -36,8 +39,6 @@ from dul.errors import (
 from dul.fsm import State
 from dul.negotiation import AcceptorPolicy, ProposedContext, build_request, negotiate
 from dul.pdu import A_ABORT, A_ASSOCIATE_RQ, P_DATA_TF, encode_pdu
-from dul.server import Server
-from dul.transport import Channel, Timeouts, request_association
 from tests import peers
 from tests.peers import HOST, wait_until
 
@@ -378,7 +379,7 @@ def test_the_acceptors_maximum_pdu_length_is_honoured(
     with client.connect(
         HOST, server.port, called_ae="OURSCP", contexts=contexts, timeouts=SHORT, max_pdu=65536
     ) as association:
-        assert association.messages.max_pdu == 4096
+        assert association.engine.max_pdu == 4096
         result = association.store(ct_small)
         assert result.status.is_success
     wait_until(lambda: served.ended_count() == 1, WAIT_S, "the server's handler ends")
@@ -452,7 +453,7 @@ def test_a_run_of_buffers_survives_partial_writes() -> None:
     """A run (a list of buffers, as `stream_runs` makes) is written whole and in order
     though the socket takes it in pieces that end mid-buffer: the reader is slow and
     the send buffer small."""
-    from dul.transport import _send
+    from dul.drivers.sockets import send_all as _send
 
     writer, reader = socket.socketpair()
     writer.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)

@@ -32,12 +32,13 @@ from dimse.messages import (
     DimseMessage,
     message_from_command,
 )
+from dul.connection import Timeouts
+from dul.drivers.server import Server
+from dul.drivers.sockets import Channel, request_association
 from dul.errors import AssociationReleased
 from dul.fsm import State
 from dul.negotiation import AcceptorPolicy, ProposedContext, build_request, negotiate
 from dul.pdu import A_ASSOCIATE_RQ
-from dul.server import Server
-from dul.transport import Channel, Timeouts, request_association
 from tests import peers
 from tests.peers import HOST, run_dcmtk, wait_until
 

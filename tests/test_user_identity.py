@@ -26,11 +26,11 @@ from dimse.identity import IdentityType
 from dimse.models import VERIFICATION
 from dimse.scp import Handlers, Provider
 from dul import tls
+from dul.connection import Timeouts
 from dul.errors import AssociationRejected
 from dul.items import UserIdentityRQSubItem
 from dul.negotiation import AcceptorPolicy, ProposedContext, build_request, negotiate
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ
-from dul.transport import Timeouts
 from tests import peers
 from tests.certs import Pki, dicomscp_running, make_pki
 from tests.dicomscu_support import run_dicomscu

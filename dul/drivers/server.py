@@ -1,20 +1,14 @@
 """Accepting associations: one loop for every connection still waiting, a thread for
 each association (the socket code of the acceptor side; the `Channel` is in
-dul/transport.py).
+`dul.drivers.sockets`).
 
 A connection costs a thread only once its A-ASSOCIATE-RQ has come. Until then it
-waits in one selector loop, with the loop's own thread: a socket, a `Machine` in
+waits in one selector loop, with the loop's own thread: a socket, a `Connection` in
 Sta2 with its ARTIM deadline (PS3.8 9.1.4), and no buffer but what the framing
 keeps of a PDU on its way. So a burst of idle connections costs a few kilobytes
-each, and the memory goes back when they go. The limits, each logged once when it
-is hit (and again when the pressure is over):
+each, and the memory goes back when they go. The limits on associations and on
+waiting connections are `dul.admission`'s; this loop adds one of its own:
 
-- `max_pending` connections waiting for their A-ASSOCIATE-RQ: past it, the one that
-  has waited longest is closed to make room (ROBUSTNESS 48): a flood of silent
-  connections cannot lock a real caller out for ARTIM's 30 s;
-- `max_associations` associations at once, and `max_per_caller` for one calling AE
-  title: past them, A-ASSOCIATE-RJ (2, 3, 2), rejected-transient, local limit
-  exceeded (ROBUSTNESS 17);
 - out of file descriptors (EMFILE, ENFILE) or of kernel memory, `accept` is paused,
   with a back-off from 50 ms to 2 s, rather than retried in a tight loop; the
   connections already open are served, and accepting starts again by itself
@@ -33,28 +27,19 @@ import selectors
 import socket
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dul.errors import AssociationError, DulTimeout
+from dul.admission import Admission, Episode, Place
+from dul.connection import Connection, Timeouts
+from dul.drivers.sockets import Channel, Handler, Negotiator, address_text, tune
+from dul.drivers.tls_socket import would_block
+from dul.errors import AssociationError
 from dul.framing import DEFAULT_MAX_ASSOCIATION_LENGTH
 from dul.fsm import State
-from dul.machine import Machine, check_protocol_version
-from dul.negotiation import negotiated_contexts
-from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
-from dul.primitives import AssociateIndication
+from dul.machine import Machine
+from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ
 from dul.reasons import RJ_REASONS
-from dul.transport import (
-    Channel,
-    Handler,
-    Negotiator,
-    Timeouts,
-    _address_text,
-    _tune,
-    _would_block,
-)
 
 if TYPE_CHECKING:
     import ssl
@@ -72,17 +57,6 @@ _READ = 64 << 10
 
 
 @dataclass(eq=False)
-class _Place:
-    """A connection's place in the association limits, once its A-ASSOCIATE-RQ came.
-    Apart from the connection so that the machine's check refers to it without a
-    reference cycle (a cycle would leave every association to the cycle collector)."""
-
-    peer: str
-    counted: bool = False
-    caller: str = ""
-
-
-@dataclass(eq=False)
 class _Waiting:
     """A connection in the loop: its channel (Sta2, ARTIM running), its descriptor
     (kept: the selector forgets it by number, after the socket may be closed), since
@@ -91,34 +65,8 @@ class _Waiting:
     channel: Channel
     fd: int
     since: float
-    place: _Place
+    place: Place
     handshaking: bool = False
-
-
-@dataclass
-class _Episode:
-    """A limit being hit: logged once when it starts, once when it ends."""
-
-    what: str
-    count: int = 0
-
-    def hit(self, detail: str) -> None:
-        if self.count == 0:
-            log.warning("%s: %s", self.what, detail)
-        self.count += 1
-
-    def over(self) -> None:
-        if self.count:
-            log.warning("%s: over, after %d time(s)", self.what, self.count)
-            self.count = 0
-
-
-@dataclass
-class _Limits:
-    max_associations: int
-    max_per_caller: int | None
-    active: int = 0
-    by_caller: Counter[str] = field(default_factory=Counter)
 
 
 class Server:
@@ -157,18 +105,14 @@ class Server:
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
         self._wake_r, self._wake_w = socket.socketpair()
         self._lock = threading.Lock()
-        self._limits = _Limits(max_associations, max_per_caller)
+        self.admission = Admission(max_associations, max_per_caller, max_pending, self._lock)
         self._threads: set[threading.Thread] = set()
         self._waiting: dict[int, _Waiting] = {}  # by file descriptor
         self._stopping = False
         self._accept_thread: threading.Thread | None = None
         self._resume_at: float | None = None  # accepting paused until then
         self._backoff = _BACKOFF_FIRST
-        self._exhausted = _Episode("out of file descriptors or memory: accepting paused")
-        self._crowded = _Episode(
-            f"more than {max_pending} connections waiting for an A-ASSOCIATE-RQ: the longest waiting closed"
-        )
-        self._full = _Episode("association limit reached: A-ASSOCIATE-RJ (2, 3, 2)")
+        self._exhausted = Episode("out of file descriptors or memory: accepting paused")
 
     @property
     def port(self) -> int:
@@ -176,11 +120,11 @@ class Server:
 
     @property
     def max_associations(self) -> int:
-        return self._limits.max_associations
+        return self.admission.max_associations
 
     @property
     def active_associations(self) -> int:
-        return self._limits.active
+        return self.admission.active
 
     @property
     def waiting_connections(self) -> int:
@@ -217,7 +161,7 @@ class Server:
                     self._drop(selector, waiting)
 
     def _timeout(self, now: float) -> float | None:
-        deadlines = [w.channel.machine.next_deadline() for w in self._waiting.values()]
+        deadlines = [w.channel.connection.next_deadline() for w in self._waiting.values()]
         deadlines.append(self._resume_at)
         present = [d for d in deadlines if d is not None]
         return max(0.0, min(present) - now) if present else None
@@ -241,7 +185,7 @@ class Server:
         would otherwise wake the loop for ever, failing each time."""
         self._exhausted.hit(
             f"{exc.strerror}; {len(self._waiting)} connection(s) waiting and "
-            f"{self._limits.active} association(s) open; retrying in {self._backoff:g} s"
+            f"{self.admission.active} association(s) open; retrying in {self._backoff:g} s"
         )
         selector.unregister(self._listener)
         self._resume_at = time.monotonic() + self._backoff
@@ -252,16 +196,14 @@ class Server:
     def _admit(
         self, selector: selectors.BaseSelector, conn: socket.socket, address: tuple[str, int]
     ) -> None:
-        if len(self._waiting) >= self.max_pending:
+        if self.admission.crowding(len(self._waiting)):
             oldest = min(self._waiting.values(), key=lambda w: w.since)
-            self._crowded.hit(f"closing the one from {oldest.channel.peer}")
+            self.admission.crowded.hit(f"closing the one from {oldest.channel.peer}")
             self._drop(selector, oldest)
-        elif self._crowded.count and len(self._waiting) < self.max_pending // 2:
-            self._crowded.over()
-        peer = _address_text(address[0], address[1])
+        peer = address_text(address[0], address[1])
         now = time.monotonic()
         try:
-            _tune(conn)
+            tune(conn)
             conn.setblocking(False)
             sock = conn
             if self.ssl_context is not None:
@@ -272,11 +214,12 @@ class Server:
             log.info("connection from %s ended: %s", peer, exc)
             conn.close()
             return
-        channel = Channel(sock, self._machine(peer), self.timeouts, peer)
-        waiting = _Waiting(channel, sock.fileno(), now, _Place(peer))
+        connection = Connection(self._machine(peer), peer, self.timeouts)
+        channel = Channel(sock, connection)
+        waiting = _Waiting(channel, sock.fileno(), now, Place(peer))
         waiting.handshaking = self.ssl_context is not None
-        channel.machine.provider_check = self._check(waiting.place)
-        channel._perform(channel.machine.transport_indication(now))  # AE-5, ARTIM starts
+        connection.machine.provider_check = self.admission.check(waiting.place)
+        connection.accepted_transport(now)  # AE-5, ARTIM starts
         self._waiting[waiting.fd] = waiting
         selector.register(waiting.fd, selectors.EVENT_READ, waiting)
         if waiting.handshaking:
@@ -322,19 +265,17 @@ class Server:
         try:
             data = sock.recv(_READ)
         except OSError as exc:
-            if _would_block(exc) or isinstance(exc, InterruptedError):
+            if would_block(exc) or isinstance(exc, InterruptedError):
                 return  # TLS: not a whole record yet
             log.debug("receive from %s failed: %s", channel.peer, exc)
             data = b""
         now = time.monotonic()
-        try:
-            if not data:
-                channel._close_socket()
-                channel._perform(channel.machine.transport_closed(now))
-            else:
-                channel._perform(channel.machine.receive_data(data, now))
-        except DulTimeout:  # a refusal that could not be written: the peer is gone
-            pass
+        if not data:
+            channel._close_socket()
+            channel.connection.receive_closed(now)
+        else:
+            channel.connection.receive_data(data, now)
+            channel.flush()  # a refusal that cannot be written: the peer is gone, closed
         if channel.sock is not None:
             channel.sock.setblocking(False)  # a write above set a timeout
         self._settle(selector, waiting)
@@ -342,7 +283,7 @@ class Server:
     def _settle(self, selector: selectors.BaseSelector, waiting: _Waiting) -> None:
         """After the machine moved: hand an A-ASSOCIATE-RQ over, or drop what ended."""
         channel = waiting.channel
-        if any(isinstance(o, AssociateIndication) for o in channel._inbox):
+        if channel.connection.request_pending:
             self._forget(selector, waiting)
             self._spawn(waiting)
         elif channel.sock is None or channel.machine.state in (State.Sta1, State.Sta13):
@@ -355,7 +296,7 @@ class Server:
             self._resume_at = None
             selector.register(self._listener, selectors.EVENT_READ)
         for waiting in list(self._waiting.values()):
-            deadline = waiting.channel.machine.next_deadline()
+            deadline = waiting.channel.connection.next_deadline()
             if deadline is not None and now >= deadline:  # ARTIM (ROBUSTNESS 1, 3, 38)
                 if waiting.channel.machine.state is State.Sta2:
                     log.info(
@@ -364,10 +305,8 @@ class Server:
                         self.timeouts.artim,
                     )
                 self._forget(selector, waiting)
-                try:
-                    waiting.channel._perform(waiting.channel.machine.handle_timer(now))
-                except DulTimeout:
-                    pass
+                waiting.channel.connection.handle_timer(now)
+                waiting.channel.flush()
                 self._close(waiting)
 
     def _forget(self, selector: selectors.BaseSelector, waiting: _Waiting) -> None:
@@ -383,62 +322,8 @@ class Server:
     def _close(self, waiting: _Waiting) -> None:
         channel = waiting.channel
         channel._close_socket()
-        if channel.machine.state is not State.Sta1:
-            channel._perform(channel.machine.transport_closed(time.monotonic()))
-        self._release(waiting.place)
-
-    # -- the limits ----------------------------------------------------------------------
-
-    def _check(self, place: _Place) -> Callable[[A_ASSOCIATE_RQ], A_ASSOCIATE_RJ | None]:
-        """The machine's check of an A-ASSOCIATE-RQ, before anything else is done with
-        it: the protocol version (PS3.8 9.3.2), then a place in the limits."""
-        limits = self._limits
-
-        def provider_check(request: A_ASSOCIATE_RQ) -> A_ASSOCIATE_RJ | None:
-            refusal = check_protocol_version(request)
-            if refusal is None:
-                caller = request.calling_ae
-                with self._lock:
-                    if limits.active >= limits.max_associations:
-                        refusal = A_ASSOCIATE_RJ(result=2, source=3, reason=2)
-                        self._full.hit(f"{limits.max_associations} association(s) open")
-                    elif (
-                        limits.max_per_caller is not None
-                        and limits.by_caller[caller] >= limits.max_per_caller
-                    ):
-                        refusal = A_ASSOCIATE_RJ(result=2, source=3, reason=2)
-                        log.warning(
-                            "association from %s refused: %r has %d association(s) open, the most one caller may",
-                            place.peer,
-                            caller,
-                            limits.max_per_caller,
-                        )
-                    else:
-                        limits.active += 1
-                        limits.by_caller[caller] += 1
-                        place.counted, place.caller = True, caller
-                        if limits.active < limits.max_associations:
-                            self._full.over()
-            if refusal is not None:
-                log.info(
-                    "association from %s (%r -> %r) rejected: %s",
-                    place.peer,
-                    request.calling_ae,
-                    request.called_ae,
-                    RJ_REASONS.get((refusal.source, refusal.reason), f"reason {refusal.reason}"),
-                )
-            return refusal
-
-        return provider_check
-
-    def _release(self, place: _Place) -> None:
-        with self._lock:
-            if place.counted:
-                place.counted = False
-                self._limits.active -= 1
-                self._limits.by_caller[place.caller] -= 1
-                if self._limits.by_caller[place.caller] <= 0:
-                    del self._limits.by_caller[place.caller]
+        channel.connection.receive_closed(time.monotonic())
+        self.admission.release(waiting.place)
 
     # -- an association ------------------------------------------------------------------
 
@@ -458,27 +343,27 @@ class Server:
 
     def _serve_association(self, waiting: _Waiting) -> None:
         channel = waiting.channel
+        connection = channel.connection
         peer = channel.peer
         try:
-            primitive = channel.next_primitive(None)
-            assert isinstance(primitive, AssociateIndication)
-            response: A_ASSOCIATE_AC | A_ASSOCIATE_RJ = self.negotiate(primitive.request)
-            channel._perform(channel.machine.associate_response(response, time.monotonic()))
+            request = connection.request
+            response: A_ASSOCIATE_AC | A_ASSOCIATE_RJ = self.negotiate(request)
+            connection.answer(response, time.monotonic())
+            channel.flush()
             if isinstance(response, A_ASSOCIATE_RJ):
                 # The AE titles are the peer's bytes: logged escaped (ROBUSTNESS 15).
                 log.info(
                     "association from %s (%r -> %r) rejected: %s",
                     peer,
-                    primitive.request.calling_ae_title,  # as received, padding shown
-                    primitive.request.called_ae_title,
+                    request.calling_ae_title,  # as received, padding shown
+                    request.called_ae_title,
                     RJ_REASONS.get((response.source, response.reason), f"reason {response.reason}"),
                 )
                 # A rejected association no longer takes a place in the limits while
                 # we wait (ARTIM at most) for the peer to close.
-                self._release(waiting.place)
-                channel._await_close()
+                self.admission.release(waiting.place)
+                channel.pump(lambda: connection.closed)
                 return
-            channel.contexts = negotiated_contexts(primitive.request, response)
             try:
                 self.handler(channel)
             finally:
@@ -492,7 +377,7 @@ class Server:
             log.exception("association with %s failed", peer)
         finally:
             channel._close_socket()
-            self._release(waiting.place)
+            self.admission.release(waiting.place)
             with self._lock:
                 self._threads.discard(threading.current_thread())
 
