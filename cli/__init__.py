@@ -1,8 +1,12 @@
-"""Command-line programs: `dicomscu`, a client with the options of GDCM's gdcmscu.
+"""Command-line programs, a room each:
 
-`python -m cli` runs dicomscu. The command line is parsed in `cli.parser` and
-interpreted in `cli.options`; the query is built in `cli.keys` and `cli.query`; the
-operations live in one module each (`cli.echo`, `cli.store`, `cli.find`,
-`cli.retrieve`); what reaches a person is written by `cli.printing` (C-FIND
-responses, stdout) and `cli.failures` (what went wrong and what to try, stderr).
+- `cli.dicomscu`: the client with the options of GDCM's gdcmscu. The command line is
+  parsed in `parser` and interpreted in `options`; the query is built in `keys` and
+  `query`; each operation lives in a module (`echo`, `store`, `find`, `retrieve`);
+  what reaches a person is written by `printing` (C-FIND responses, stdout) and
+  `failures` (what went wrong and what to try, stderr).
+- `cli.dicomscp`: the server with its embedded archive; `config` reads its settings.
+- `cli.demo`: the README's demonstration; `cli.logs`: logging for both programs.
+
+`python -m cli` runs dicomscu. The programs speak to `dimse` only.
 """

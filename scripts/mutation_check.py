@@ -1,4 +1,4 @@
-"""Mutation check of the robustness tests: each case of ROBUSTNESS.md (1-55) must have
+"""Mutation check of the robustness tests: each case of docs/robustness.md (1-55) must have
 a test that fails when the protection it checks is removed.
 
 `MUTATIONS` below is the data: for each case, one or more mutations of the library
@@ -73,7 +73,7 @@ class Mutation:
     what: str = ""  # what the mutation removes, for the report
 
 
-# One line each, for the report: the cases of ROBUSTNESS.md.
+# One line each, for the report: the cases of docs/robustness.md.
 CASES = {
     1: "silent connection closed at ARTIM",
     2: "hundreds of silent connections",
@@ -516,7 +516,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "no nesting limit on a decoded data set",
     ),
     Mutation(
-        26, "dimse/instance_header.py",
+        26, "dimse/archive/instance_header.py",
         "    except Exception as exc:  # pydicom raises many kinds for bad bytes; RecursionError too\n"
         "        raise UnreadableInstance(f\"{path.name}: the data set cannot be read: {exc}\") from None\n",
         "",
@@ -541,14 +541,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "inflating past the cap is not refused",
     ),
     Mutation(
-        28, "dimse/archive.py",
+        28, "dimse/archive/archive.py",
         "        if record.sop_class_uid != store.sop_class_uid:",
         "        if False:  # MUTATION",
         [DIMSE + "test_28_a_data_set_whose_uids_differ_from_the_command_is_a900[SOPClassUID]"],
         "SOP Class UID of the data set not compared",
     ),
     Mutation(
-        28, "dimse/archive.py",
+        28, "dimse/archive/archive.py",
         "        if record.sop_instance_uid != store.sop_instance_uid:",
         "        if False:  # MUTATION",
         [DIMSE + "test_28_a_data_set_whose_uids_differ_from_the_command_is_a900[SOPInstanceUID]"],
@@ -563,21 +563,21 @@ MUTATIONS: tuple[Mutation, ...] = (
         "file name from an unvalidated UID",
     ),
     Mutation(
-        30, "dimse/archive.py",
+        30, "dimse/archive/archive.py",
         "_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})",
         "_NO_SPACE: frozenset[int] = frozenset()  # MUTATION",
         [STORAGE + "test_30_a_full_disk_is_a700_and_the_association_goes_on"],
         "a full disk is not A700",
     ),
     Mutation(
-        30, "dimse/archive.py",
+        30, "dimse/archive/archive.py",
         "        self._state = _State.FAILED\n        self._drop()",
         "        self._state = _State.FAILED  # MUTATION: the temporary file is left",
         [STORAGE + "test_30_a_full_disk_is_a700_and_the_association_goes_on"],
         "a failed write leaves its temporary file",
     ),
     Mutation(
-        31, "dimse/archive.py",
+        31, "dimse/archive/archive.py",
         "                if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(\".part\"):",
         "                if False:  # MUTATION: temporary files kept at start",
         [STORAGE + "test_31_a_server_killed_in_the_middle_of_a_write_leaves_no_truncated_file"],
@@ -592,21 +592,21 @@ MUTATIONS: tuple[Mutation, ...] = (
         "written under the final name, no temporary file",
     ),
     Mutation(
-        32, "dimse/archive.py",
+        32, "dimse/archive/archive.py",
         "        if self.duplicate_policy == \"reject\":",
         "        if False:  # MUTATION",
         [STORAGE + "test_32_the_same_uid_twice_follows_the_policy[reject-273-1]"],
         "policy 'reject' not applied",
     ),
     Mutation(
-        32, "dimse/archive.py",
+        32, "dimse/archive/archive.py",
         "        replace = self.duplicate_policy == \"replace\"",
         "        replace = True  # MUTATION",
         [STORAGE + "test_32_the_same_uid_twice_follows_the_policy[keep-0-1]"],
         "policy 'keep' not applied",
     ),
     Mutation(
-        32, "dimse/archive.py",
+        32, "dimse/archive/archive.py",
         "        with self._commit_lock:\n            return self._commit_locked(store, pending, record)",
         "        return self._commit_locked(store, pending, record)  # MUTATION: no lock",
         [STORAGE + "test_32_concurrent_stores_of_one_uid_are_atomic"],
@@ -621,7 +621,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "unknown move destination not refused",
     ),
     Mutation(
-        33, "dimse/archive_service.py",
+        33, "dimse/archive/handlers.py",
         "        if self.move_allowed is not None and not self.move_allowed(caller.calling_ae):",
         "        if False:  # MUTATION: anyone may move",
         [STORAGE + "test_33_c_move_to_an_unknown_destination_or_from_a_stranger_is_a801"],
@@ -743,7 +743,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     # --- 41-46: exact data (issue 11)
     Mutation(
-        41, "dimse/archive.py",
+        41, "dimse/archive/archive.py",
         "        refusal = self._check(store, pending)\n        if refusal is not None:",
         "        refusal = self._check(store, pending)\n        if False:  # MUTATION: no check",
         [FIDELITY + "test_case2_a_truncated_instance_is_refused_and_the_good_copy_kept"],
@@ -816,7 +816,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "responses to other messages reset the wait",
     ),
     Mutation(
-        53, "cli/store.py",
+        53, "cli/dicomscu/store.py",
         "os.walk(path, onerror=unreadable):",
         "os.walk(path):  # MUTATION: a folder that cannot be read is skipped in silence",
         [ROUND2 + "test_53_a_folder_that_cannot_be_read_is_said_and_fails_the_run"],

@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 from pydicom.dataset import Dataset  # noqa: E402
 
 from dimse import client  # noqa: E402
-from dimse.archive import Archive  # noqa: E402
+from dimse.archive.archive import Archive  # noqa: E402
 from dimse.datasets import UNCOMPRESSED  # noqa: E402
 from dimse.models import VERIFICATION, Root  # noqa: E402
 from dul.connection import Timeouts  # noqa: E402

@@ -36,8 +36,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import generate_uid
 
 from dimse import client
-from dimse.archive import Archive
-from dimse.archive_service import ArchiveHandlers
+from dimse.archive.archive import Archive
+from dimse.archive.handlers import ArchiveHandlers
 from dimse.fragments import Reassembler, ReceivedMessage, fragment_message
 from dimse.messages import C_STORE_RQ, C_STORE_RSP, DimseMessage, message_from_command
 from dimse.scp import Handlers, Provider

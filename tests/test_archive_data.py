@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from dimse.archive import Archive
+from dimse.archive.archive import Archive
 from dimse.datasets import encode_dataset
 from dimse.files import read_part10_info
 

@@ -17,7 +17,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dimse.archive import Archive
+from dimse.archive.archive import Archive
 from dimse.datasets import encode_dataset
 from dimse.models import Root
 from tests.test_archive_data import identifier, make_instance, store
@@ -114,7 +114,7 @@ def test_a_disk_too_full_for_the_index_is_a700(small_disk: Path) -> None:
 _FILE_SIZE_LIMIT = r"""
 import resource, signal, sys
 from pathlib import Path
-from dimse.archive import Archive
+from dimse.archive.archive import Archive
 from tests.test_archive_data import make_instance, store
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (512 << 10, 512 << 10))
@@ -146,7 +146,7 @@ def test_a_file_size_limit_is_a700_and_leaves_no_file(tmp_path: Path) -> None:
 _CRASHING_STORE = r"""
 import json, os, signal, sys
 from pathlib import Path
-from dimse.archive import Archive
+from dimse.archive.archive import Archive
 
 root, mode, spec = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 archive = Archive(root, fsync=True)
@@ -279,7 +279,7 @@ def test_killed_after_the_rename_of_a_new_instance(tmp_path: Path) -> None:
 _STORE_FOREVER = r"""
 import sys, itertools
 from pathlib import Path
-from dimse.archive import Archive
+from dimse.archive.archive import Archive
 from tests.test_archive_data import make_instance, store
 
 root, uids = Path(sys.argv[1]), sys.argv[2].split(",")

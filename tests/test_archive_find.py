@@ -15,9 +15,9 @@ from pydicom.data import get_charset_files
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dimse.archive import Archive
+from dimse.archive.archive import Archive
+from dimse.archive.matching import QueryError
 from dimse.datasets import decode_dataset, encode_dataset
-from dimse.matching import QueryError
 from dimse.models import Root
 from tests.test_archive_data import (
     BASIC_TEXT_SR,

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from dimse.archive import Archive
+from dimse.archive.archive import Archive
 from dimse.models import Root
 from tests import peers
 from tests.test_archive_data import UID, corpus, identifier, part10, pydicom_file, store_file

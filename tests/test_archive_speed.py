@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dimse.archive import Archive
+from dimse.archive.archive import Archive
 from dimse.datasets import encode_dataset
 from dimse.models import Root
 from tests.test_archive_data import identifier, make_instance, store

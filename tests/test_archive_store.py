@@ -16,7 +16,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from dimse.archive import Archive, ArchiveLocked
+from dimse.archive.archive import Archive, ArchiveLocked
 from dimse.files import read_part10_info
 from dimse.models import Root
 from tests.test_archive_data import (

@@ -1,4 +1,4 @@
-"""dicomscp's TOML configuration (cli/server_config.py), honoured by the running server.
+"""dicomscp's TOML configuration (cli/dicomscp/config.py), honoured by the running server.
 
 Each test writes a configuration, starts `python -m cli.dicomscp --config FILE` and
 checks from outside, as a client sees it, that the setting took effect: the AE title

@@ -1,4 +1,4 @@
-"""Which files `dicomscu --store` sends, in which order (`cli.store.collect_files`).
+"""Which files `dicomscu --store` sends, in which order (`cli.dicomscu.store.collect_files`).
 
 A directory gives its files sorted by name; one file reached under two names (a hard
 link, a symbolic link, the file and its directory both on the command line) goes once;
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cli.store import collect_files
+from cli.dicomscu.store import collect_files
 
 
 def _file(path: Path, text: str = "x") -> Path:

@@ -1,6 +1,6 @@
 """`-k/--key gggg,eeee[=VALUE]`: every form gdcmscu reads, and the errors it gives; the
 sequence form `SQ[0].gggg,eeee=VALUE`; and the values checked against their VR before
-anything is sent (cli/key_values.py)."""
+anything is sent (cli/dicomscu/key_values.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from pydicom.sequence import Sequence
 
 from cli.dicomscu import main
-from cli.key_values import RULES, value_problem
-from cli.keys import KeySyntaxError, parse_key, parse_keys
-from cli.query import QueryError, build_query
+from cli.dicomscu.key_values import RULES, value_problem
+from cli.dicomscu.keys import KeySyntaxError, parse_key, parse_keys
+from cli.dicomscu.query import QueryError, build_query
 from dimse.models import Root
 from tests import peers
 
@@ -166,7 +166,7 @@ def test_keys_at_different_places_do_not_replace_each_other() -> None:
     ]
 
 
-# -- key values checked against their VR (cli/key_values.py) ----------------------------------
+# -- key values checked against their VR (cli/dicomscu/key_values.py) ----------------------------------
 
 
 GOOD_VALUES = {

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from cli.dicomscu import main
+from cli.dicomscu.options import Settings, UsageError, resolve
+from cli.dicomscu.parser import build_parser
 from cli.logs import SILENT, Verbosity
-from cli.options import Settings, UsageError, resolve
-from cli.parser import build_parser
 from dimse.models import Root
 from tests import peers
 from tests.dicomscu_support import run_dicomscu

@@ -12,7 +12,7 @@ import json
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from cli.printing import ResponsePrinter
+from cli.dicomscu.printing import ResponsePrinter
 from dimse.datasets import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,

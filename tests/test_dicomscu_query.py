@@ -13,11 +13,11 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from cli.charset import charset_for_codeset
 from cli.dicomscu import main
-from cli.keys import parse_keys
-from cli.query import QueryError, build_query
-from cli.queryhelp import query_help
+from cli.dicomscu.charset import charset_for_codeset
+from cli.dicomscu.keys import parse_keys
+from cli.dicomscu.query import QueryError, build_query
+from cli.dicomscu.queryhelp import query_help
 from dimse.datasets import encode_dataset
 from dimse.models import (
     MODALITY_WORKLIST_FIND,
@@ -420,7 +420,7 @@ def worklist_help_rows() -> list[str]:
 
 
 def test_queryhelp_lists_the_worklist_keys_that_go_inside_the_step_sequence() -> None:
-    from cli.worklist_keys import STEP_KEYS
+    from cli.dicomscu.worklist_keys import STEP_KEYS
 
     rows = worklist_help_rows()
     start = next(i for i, row in enumerate(rows) if row.startswith("  (0040,0100)"))

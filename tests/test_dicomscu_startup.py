@@ -64,7 +64,7 @@ def _dicomscu(*args: str | int | Path) -> tuple[int, list[str], str]:
 def test_the_store_and_echo_modules_import_no_pydicom_nor_ssl() -> None:
     code = (
         "import json, sys\n"
-        "import cli.dicomscu, cli.store, cli.echo, dimse.client\n"
+        "import cli.dicomscu, cli.dicomscu.store, cli.dicomscu.echo, dimse.client\n"
         f"print(json.dumps(sorted(m for m in sys.modules if m.partition('.')[0] in {HEAVY!r})))\n"
     )
     result = _python("-c", code)

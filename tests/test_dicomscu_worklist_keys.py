@@ -5,7 +5,7 @@ Scheduled Procedure Step Sequence (0040,0100), as PS3.4 Table K.6-1 has it: sent
 top level it matches no worklist item. `-k 40,100[0].40,1=AA32` writes the same key in
 the sequence form, which reaches any nested key, for --find too (sent as typed there).
 
-The identifiers are built with cli.query's functions and read back; then dicomscu asks
+The identifiers are built with cli.dicomscu.query's functions and read back; then dicomscu asks
 real servers: our own dicomscp serving a folder of worklist files, and DCMTK's
 wlmscpfs, whose answers are also compared with DCMTK findscu's.
 """
@@ -24,9 +24,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from cli.dicomscu import main
-from cli.keys import parse_keys
-from cli.query import QueryError, build_query
-from cli.worklist_keys import STEP_KEYS
+from cli.dicomscu.keys import parse_keys
+from cli.dicomscu.query import QueryError, build_query
+from cli.dicomscu.worklist_keys import STEP_KEYS
 from dimse.datasets import encode_dataset
 from dimse.models import Root
 from tests import peers

@@ -1,4 +1,4 @@
-"""The hand-written header scanner (dimse/header_scan.py) against pydicom.
+"""The hand-written header scanner (dimse/archive/header_scan.py) against pydicom.
 
 Wherever the scanner answers, its text for every indexed attribute must be pydicom's
 (through `attribute_texts`, the path it replaces); where it does not cover a file it
@@ -19,9 +19,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dimse import header_scan
-from dimse.files import NotDicomFile, read_part10_info
-from dimse.instance_header import (
+from dimse.archive import header_scan
+from dimse.archive.instance_header import (
     _LAST_INDEXED_TAG,
     _WANTED,
     SCAN_FIRST,
@@ -31,7 +30,8 @@ from dimse.instance_header import (
     read_header,
     read_texts,
 )
-from dimse.query_keys import COLUMNS_BY_TAG
+from dimse.archive.query_keys import COLUMNS_BY_TAG
+from dimse.files import NotDicomFile, read_part10_info
 from tests.test_archive_data import make_instance
 
 PYDICOM_FILES = sorted(

@@ -1,5 +1,5 @@
-"""The matching rules of C-FIND (PS3.4 C.2.2.2) in dimse/matching.py, one by one, and
-their SQL translation in dimse/index.py checked against the Python rules on a real
+"""The matching rules of C-FIND (PS3.4 C.2.2.2) in dimse/archive/matching.py, one by one, and
+their SQL translation in dimse/archive/index.py checked against the Python rules on a real
 SQLite database."""
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from dimse.datasets import EXPLICIT_VR_LITTLE_ENDIAN, decode_dataset, encode_dataset
-from dimse.index import sql_condition
-from dimse.matching import (
+from dimse.archive.index import sql_condition
+from dimse.archive.matching import (
     AnyOf,
     Key,
     QueryError,
@@ -33,7 +32,8 @@ from dimse.matching import (
     values_match,
     wildcard_match,
 )
-from dimse.response_charset import UTF8, choose_character_set
+from dimse.archive.response_charset import UTF8, choose_character_set
+from dimse.datasets import EXPLICIT_VR_LITTLE_ENDIAN, decode_dataset, encode_dataset
 
 # --- normalization (PS3.5 6.2: which spaces and separators are significant)
 

@@ -1,4 +1,4 @@
-"""Modality Worklist C-FIND (PS3.4 K) from a folder of worklist files (dimse/worklist.py),
+"""Modality Worklist C-FIND (PS3.4 K) from a folder of worklist files (dimse/archive/worklist.py),
 and the same queries answered by DCMTK's wlmscpfs from the same files."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from dimse.matching import QueryError
-from dimse.worklist import Worklist
+from dimse.archive.matching import QueryError
+from dimse.archive.worklist import Worklist
 from tests import peers
 
 
@@ -263,7 +263,7 @@ def test_unreadable_files_are_skipped_with_a_warning(
     (folder / "text.wl").write_text("not DICOM at all\n")
     (folder / "notes.txt").write_text("ignored: not *.wl or *.dcm")
     (folder / "dir.wl").mkdir()
-    with caplog.at_level(logging.WARNING, logger="dimse.worklist"):
+    with caplog.at_level(logging.WARNING, logger="dimse.archive.worklist"):
         got = answers(Worklist(folder), query(STEP_KEYS, AccessionNumber=""))
     assert got == {("A1", "SPS1"), ("A2", "SPS2A"), ("A2", "SPS2B"), ("A3", "SPS3")}
     warned = " ".join(r.getMessage() for r in caplog.records)

@@ -1,4 +1,4 @@
-"""ROBUSTNESS.md cases 18-28: P-DATA and DIMSE, against our server.
+"""docs/robustness.md cases 18-28: P-DATA and DIMSE, against our server.
 
 A raw peer (tests/rawpeer.py) makes a normal association with our `Provider` and then
 sends PDVs and command sets that break PS3.8 Annex E or PS3.7: each must end in an
@@ -19,12 +19,12 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dimse import datasets
+from dimse.archive.instance_header import UnreadableInstance, read_header
 from dimse.commands import decode_command, encode_command
 from dimse.datasets import encode_dataset
 from dimse.errors import DimseError
 from dimse.files import part10_bytes_header, read_part10_info
 from dimse.fragments import Reassembler, fragment_message
-from dimse.instance_header import UnreadableInstance, read_header
 from dimse.messages import (
     C_ECHO_RQ,
     C_ECHO_RSP,

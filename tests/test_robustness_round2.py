@@ -286,7 +286,7 @@ def test_53_a_folder_that_cannot_be_read_is_said_and_fails_the_run(tmp_path: Pat
         closed.mkdir(mode=0o755)
         (closed / "b.dcm").write_bytes(b"x")
         closed.chmod(0o000)
-        code = ("import sys\nfrom pathlib import Path\nfrom cli.store import collect_files\n"
+        code = ("import sys\nfrom pathlib import Path\nfrom cli.dicomscu.store import collect_files\n"
                 "files, problems = collect_files([Path(sys.argv[1])], True)\n"
                 "print([p.name for p in files]); print(problems)")  # fmt: skip
         # Root reads any folder: the walk then runs without the capabilities that let

@@ -1,4 +1,4 @@
-"""ROBUSTNESS.md cases 29-40: storage, retrieve, release and slow peers.
+"""docs/robustness.md cases 29-40: storage, retrieve, release and slow peers.
 
 Our server (`Provider` over a temporary archive, or `python -m cli.dicomscp` where it
 must be killed) and our client (`dimse.client`, `StorageSCP`, `dul.transport`) against
@@ -27,7 +27,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from dimse import client
-from dimse.archive_service import ArchiveHandlers
+from dimse.archive.handlers import ArchiveHandlers
 from dimse.datasets import encode_dataset
 from dimse.fragments import fragment_message
 from dimse.messages import (
@@ -259,7 +259,7 @@ def test_32_the_same_uid_twice_follows_the_policy(
     tmp_path: Path, policy: str, second_status: int, kept_version: int
 ) -> None:
     """ROBUSTNESS 32: the same SOP Instance UID stored twice: the archive's documented
-    policy (dimse/archive.py: replace, keep or reject with 0111H); one file, and the
+    policy (dimse/archive/archive.py: replace, keep or reject with 0111H); one file, and the
     index describes the version in it."""
     uid, study, series = generate_uid(), generate_uid(), generate_uid()
     versions = [

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from pydicom import dcmread
 
-from cli.options import Settings, resolve
-from cli.parser import build_parser
+from cli.dicomscu.options import Settings, resolve
+from cli.dicomscu.parser import build_parser
 from dimse import client
 from dimse.datasets import UNCOMPRESSED
 from dimse.models import VERIFICATION

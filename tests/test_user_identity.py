@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from cli import dicomscp, dicomscu
-from cli.server_config import ConfigError
+from cli.dicomscp.config import ConfigError
 from dimse import client, identity
 from dimse.datasets import UNCOMPRESSED
 from dimse.identity import IdentityType

@@ -30,11 +30,10 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from cli.association import open_association
-from cli.failures import Context, explain_exception
-from cli.logs import CLI_LOGGER, LIBRARY_LOGGERS
-from cli.options import Settings
-from cli.store_summary import (
+from cli.dicomscu.association import open_association
+from cli.dicomscu.failures import Context, explain_exception
+from cli.dicomscu.options import Settings
+from cli.dicomscu.store_summary import (
     ASSOCIATION_ENDED,
     DICOMDIR,
     FOLDER_NOT_READ,
@@ -45,6 +44,7 @@ from cli.store_summary import (
     UNREADABLE,
     Summary,
 )
+from cli.logs import CLI_LOGGER, LIBRARY_LOGGERS
 from dimse.client import NoPresentationContext
 from dimse.file_check import DicomDirectory, check_file
 from dimse.files import NotDicomFile, Part10Info

@@ -2,9 +2,9 @@
 
     dicomscu [OPTION]... [OPERATION]... HOSTNAME [PORT] [FILE]...
 
-`main()` parses the command line (`cli.options`), builds the query (`cli.keys`,
-`cli.query`), runs one operation (`cli.echo`, `cli.store`, `cli.find`,
-`cli.retrieve`) and turns what went wrong into a sentence (`cli.failures`).
+`main()` parses the command line (`cli.dicomscu.options`), builds the query (`cli.dicomscu.keys`,
+`cli.dicomscu.query`), runs one operation (`cli.dicomscu.echo`, `cli.dicomscu.store`, `cli.dicomscu.find`,
+`cli.dicomscu.retrieve`) and turns what went wrong into a sentence (`cli.dicomscu.failures`).
 
 Exit status: 0 success; 1 a failure, including the two errors gdcmscu itself exits 1
 for (`Could not read Tag: X`, `specified Root UID is not valid: X`); 2 a command line
@@ -24,15 +24,15 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cli.charset import locale_charset, teach_pydicom
-from cli.keys import KeySyntaxError, parse_keys
+from cli.dicomscu.charset import locale_charset, teach_pydicom
+from cli.dicomscu.keys import KeySyntaxError, parse_keys
+from cli.dicomscu.parser import PROG, build_parser
+from cli.dicomscu.uids import InvalidRootUID, choose_root
 from cli.logs import Verbosity, configured_logging
-from cli.parser import PROG, build_parser
-from cli.uids import InvalidRootUID, choose_root
 
 if TYPE_CHECKING:
-    from cli.options import Settings
-    from cli.query import Query
+    from cli.dicomscu.options import Settings
+    from cli.dicomscu.query import Query
 
 log = logging.getLogger("dicomscu")
 
@@ -64,7 +64,12 @@ def _usage_error(message: str) -> int:
 
 def _prepare_query(settings: Settings, root_uid: str | None, keys_charset: str) -> Query:
     """Build the query, write --store-query, then refuse what cannot be retrieved."""
-    from cli.query import build_query, check_retrieve_keys, missing_unique_keys, write_query_file
+    from cli.dicomscu.query import (
+        build_query,
+        check_retrieve_keys,
+        missing_unique_keys,
+        write_query_file,
+    )
 
     keys = parse_keys(list(settings.key_arguments))
     query = build_query(
@@ -88,7 +93,7 @@ def _prepare_query(settings: Settings, root_uid: str | None, keys_charset: str) 
 
 
 def _run(settings: Settings, root_uid: str | None, debug: bool) -> int:
-    from cli.failures import Context, explain_exception
+    from cli.dicomscu.failures import Context, explain_exception
     from dimse.client import NoPresentationContext
     from dul.errors import AssociationError
 
@@ -103,14 +108,14 @@ def _run(settings: Settings, root_uid: str | None, debug: bool) -> int:
     )
     try:
         if settings.operation == "echo":
-            from cli.echo import run_echo
+            from cli.dicomscu.echo import run_echo
 
             return run_echo(settings, context)
         if settings.operation == "store":
-            from cli.store import run_store
+            from cli.dicomscu.store import run_store
 
             return run_store(settings, context, debug)
-        from cli.query import QueryError
+        from cli.dicomscu.query import QueryError
 
         teach_pydicom()  # the query is encoded, and the responses decoded, by pydicom
         try:
@@ -121,10 +126,10 @@ def _run(settings: Settings, root_uid: str | None, debug: bool) -> int:
             log.error("cannot write the query to %s: %s", settings.store_query, exc.strerror or exc)
             return EXIT_FAILURE
         if settings.operation in ("find", "worklist"):
-            from cli.find import run_find
+            from cli.dicomscu.find import run_find
 
             return run_find(settings, context, query)
-        from cli.retrieve import run_get, run_move
+        from cli.dicomscu.retrieve import run_get, run_move
 
         if settings.operation == "move":
             return run_move(settings, context, query)
@@ -133,7 +138,7 @@ def _run(settings: Settings, root_uid: str | None, debug: bool) -> int:
         log.error("%s", explain_exception(exc, context))
         return EXIT_FAILURE
     except BrokenPipeError:  # the reader of our output went: end without a word
-        from cli.printing import EXIT_PIPE, stdout_gone
+        from cli.dicomscu.printing import EXIT_PIPE, stdout_gone
 
         stdout_gone()
         return EXIT_PIPE
@@ -156,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(version_text())
         return EXIT_OK
     if args.queryhelp:
-        from cli.queryhelp import query_help
+        from cli.dicomscu.queryhelp import query_help
         from dimse.models import Root
 
         roots = list(args.roots or [])
@@ -183,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _checked_run(args: argparse.Namespace) -> int:
     """The checks gdcmscu makes before anything else, then the run."""
-    from cli.options import UsageError, resolve
+    from cli.dicomscu.options import UsageError, resolve
 
     try:
         parse_keys(args.keys)  # as gdcmscu: a key that cannot be read stops everything
@@ -201,7 +206,3 @@ def _checked_run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["main"]
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

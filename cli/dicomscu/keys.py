@@ -16,7 +16,7 @@ that is not a sequence, is read here but refused when the query is built
 
 A key that cannot be read is reported as gdcmscu does, `Could not read Tag: X`, with
 the reason after it. Whether a value suits its VR (a date, a UID...) is checked when
-the query is built (`cli.key_values`).
+the query is built (`cli.dicomscu.key_values`).
 
 pydicom's dictionary is imported when a key is read, not at import: dicomscu checks
 the keys of every run, and `--store` and `--echo` have none.

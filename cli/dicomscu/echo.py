@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from cli.association import implicit_only, open_association
-from cli.failures import Context, explain_status
-from cli.options import Settings
+from cli.dicomscu.association import implicit_only, open_association
+from cli.dicomscu.failures import Context, explain_status
+from cli.dicomscu.options import Settings
 from dimse.models import VERIFICATION
 
 log = logging.getLogger("dicomscu")

@@ -3,7 +3,7 @@
 Layout under the root directory (nothing is ever written outside it):
 
     root/.lock                        held (flock) by the one process that has it open
-    root/index.sqlite                 the index, WAL mode (dimse/index.py)
+    root/index.sqlite                 the index, WAL mode (dimse/archive/index.py)
     root/instances/<hh>/<uid>.dcm     one Part 10 file per instance, as received
     root/instances/<hh>/.incoming-*.part   a file being received
     root/spool/                       data sets converted for a C-MOVE/C-GET, too big
@@ -23,7 +23,7 @@ Storing (`begin_store`, then `PendingStore.write` per fragment, then `commit`):
 2. On commit the whole data set is checked (dimse/received.py): every length within
    the data, every sequence closed, else C000 (Cannot understand); its SOP Class and
    Instance UIDs those of the command, else A900 (Data Set does not match SOP Class;
-   ROBUSTNESS 28). Its indexed attributes are then read (dimse/instance_header.py):
+   ROBUSTNESS 28). Its indexed attributes are then read (dimse/archive/instance_header.py):
    one that lacks its Study or Series Instance UID cannot be filed: C000 (Cannot
    understand), the missing attribute named. The
    reason goes back in the C-STORE response's Error Comment (`PendingStore.refusal`).
@@ -54,8 +54,8 @@ the rename and the index transaction is rolled forward; and (b) removes the
 `.incoming-*.part` files left by a crash. The `.lock` makes sure no other process is
 writing into those directories while they are cleaned.
 
-Queries (`find`, `instances`) are in dimse/archive_query.py; matching rules in
-dimse/matching.py.
+Queries (`find`, `instances`) are in dimse/archive/query.py; matching rules in
+dimse/archive/matching.py.
 """
 
 from __future__ import annotations
@@ -75,10 +75,10 @@ from typing import Literal
 
 from pydicom.dataset import Dataset
 
-from dimse.archive_query import FindQuery, retrieve_sql, run_find
+from dimse.archive.index import Index, IndexFull, Record, record_of
+from dimse.archive.instance_header import SCAN_FIRST, UnreadableInstance, read_texts
+from dimse.archive.query import FindQuery, retrieve_sql, run_find
 from dimse.files import part10_bytes_header
-from dimse.index import Index, IndexFull, Record, record_of
-from dimse.instance_header import SCAN_FIRST, UnreadableInstance, read_texts
 from dimse.models import Root
 from dimse.naming import instance_file_name
 from dimse.received import Refusal, check_data_set, check_file_data_set, fit
@@ -234,7 +234,7 @@ class Archive:
     `fsync=False` skips the fsync of files, directories and SQLite commits: still safe
     against a crash of the process, not against a power loss (for tests and
     benchmarks). `pn_case_sensitive=False` matches PN keys without regard to case (see
-    dimse/matching.py; the standard allows both, case-sensitive is the default).
+    dimse/archive/matching.py; the standard allows both, case-sensitive is the default).
 
     Thread-safe: one Archive serves every association of the server. One process at a
     time may open a given root (ArchiveLocked otherwise).
@@ -476,7 +476,7 @@ class Archive:
         """The C-FIND responses' identifiers for `identifier` at `level` in the Patient
         Root or Study Root model (PS3.4 C.4.1.3, C.6.1, C.6.2), one per match.
 
-        Raises `dimse.matching.QueryError` (with the failure status to send) at once,
+        Raises `dimse.archive.matching.QueryError` (with the failure status to send) at once,
         before any response, when the identifier cannot be answered.
         """
         query = FindQuery(identifier, root, level, fold_pn=self.fold_pn)

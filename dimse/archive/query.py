@@ -1,10 +1,10 @@
 """C-FIND and retrieve queries on the archive's index (PS3.4 C.4.1.3, C.4.2.2, C.6).
 
 A C-FIND identifier becomes one SQL SELECT over the table of the query's level joined
-with the tables above it (`dimse.index.from_clause`):
+with the tables above it (`dimse.archive.index.from_clause`):
 
 - keys the index keeps in a column, or computes (PS3.4 C.3.4), are matched in SQL
-  where `dimse.index.sql_condition` can say it (single values, wild cards with GLOB,
+  where `dimse.archive.index.sql_condition` can say it (single values, wild cards with GLOB,
   lists of UIDs, ranges on the comparable twin columns), in Python on the row
   otherwise (PN, whose component groups and case rules SQL does not know);
 - other keys (sequences, attributes the index does not keep) are matched and answered
@@ -21,7 +21,7 @@ Decisions where the standard leaves room:
   zero-length.
 - The response holds the requested keys, the Unique Key of the level (even if not
   requested), Query/Retrieve Level, and a Specific Character Set chosen by
-  `dimse.response_charset`. Retrieve AE Title, when requested, is returned empty for
+  `dimse.archive.response_charset`. Retrieve AE Title, when requested, is returned empty for
   the server to fill (the archive does not know its AE title); Instance Availability
   is ONLINE. A requested key that no stored instance holds is returned zero-length
   (C.4.1.1.3.2).
@@ -44,7 +44,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag
 from pydicom.valuerep import IS, DSfloat
 
-from dimse.index import (
+from dimse.archive.index import (
     COMPUTED,
     UNIQUE,
     column_expr,
@@ -52,8 +52,8 @@ from dimse.index import (
     representative_expr,
     sql_condition,
 )
-from dimse.instance_header import UnreadableInstance, read_attributes
-from dimse.matching import (
+from dimse.archive.instance_header import UnreadableInstance, read_attributes
+from dimse.archive.matching import (
     UNIVERSAL,
     Key,
     QueryError,
@@ -65,14 +65,14 @@ from dimse.matching import (
     response_element,
     values_match,
 )
-from dimse.models import LEVELS, Root, levels_of
-from dimse.query_keys import COLUMNS_BY_TAG, IMAGE, NOT_MATCHED, entity_of, model_level
-from dimse.response_charset import (
+from dimse.archive.query_keys import COLUMNS_BY_TAG, IMAGE, NOT_MATCHED, entity_of, model_level
+from dimse.archive.response_charset import (
     character_set_element,
     choose_character_set,
     element_strings,
     request_character_set,
 )
+from dimse.models import LEVELS, Root, levels_of
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def check_level(root: Root, level: str) -> None:
     Study Root model) with A900, as an identifier that does not match the SOP Class."""
     if root is Root.WORKLIST:
         raise QueryError(
-            "the Modality Worklist model is answered by dimse.worklist, not the archive"
+            "the Modality Worklist model is answered by dimse.archive.worklist, not the archive"
         )
     if level not in levels_of(root):
         raise QueryError(

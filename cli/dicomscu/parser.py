@@ -3,7 +3,7 @@
 The short and long names and the defaults are gdcmscu's; options of our own are
 marked "dicomscu:" in their help. `parse_intermixed_args` on this parser lets options
 stand anywhere among the positionals, as getopt_long does for gdcmscu. What the
-parsed options mean is decided in `cli.options`.
+parsed options mean is decided in `cli.dicomscu.options`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.charset import locale_charset, locale_codeset
+from cli.dicomscu.charset import locale_charset, locale_codeset
 from dimse.models import Root
 
 PROG = "dicomscu"

@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 
-from dimse.archive import Archive, PendingStore
-from dimse.matching import QueryError
+from dimse.archive.archive import Archive, PendingStore
+from dimse.archive.matching import QueryError
+from dimse.archive.worklist import Worklist
 from dimse.messages import C_FIND_RQ, C_GET_RQ, C_MOVE_RQ, C_STORE_RQ
 from dimse.models import LEVELS, MODALITY_WORKLIST_FIND, Root, levels_of, root_of
 from dimse.scp import Caller, Handlers, HandlerStatus, StoreSink
-from dimse.worklist import Worklist
 from dul.negotiation import RequestorsChoice
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-log = logging.getLogger("dimse.archive_service")
+log = logging.getLogger("dimse.archive.handlers")
 
 IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
 UNABLE_TO_PROCESS = 0xC000

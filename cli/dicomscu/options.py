@@ -1,5 +1,5 @@
 """What dicomscu's command line means: `resolve()` turns the arguments parsed by
-`cli.parser` into `Settings`, applying gdcmscu's rules:
+`cli.dicomscu.parser` into `Settings`, applying gdcmscu's rules:
 
 - positionals: HOSTNAME, or HOSTNAME PORT, or HOSTNAME PORT FILE...; the files replace
   any -i files, and the positionals win over -H and -p (gdcmscu reads them last);
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.parser import DEFAULT_MAX_PDU, PRIORITIES, port_number
+from cli.dicomscu.parser import DEFAULT_MAX_PDU, PRIORITIES, port_number
 from dimse.models import Root
 from dimse.transfer.convert import Decompress
 from dul.connection import Timeouts

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from cli.options import Settings
+from cli.dicomscu.options import Settings
 from dimse import client
 from dimse.datasets import IMPLICIT_VR_LITTLE_ENDIAN
 from dul.drivers.recorder import recording

@@ -7,7 +7,7 @@ modification time), so an operator or a RIS bridge can drop files in at any time
 file that cannot be read, or that has no Scheduled Procedure Step Sequence (so is no
 worklist entry), is skipped with a warning in the log; the others are still answered.
 
-Matching is that of every C-FIND (dimse/matching.py, PS3.4 C.2.2.2), on any key the
+Matching is that of every C-FIND (dimse/archive/matching.py, PS3.4 C.2.2.2), on any key the
 identifier holds: the keys of PS3.4 K.6.1.2 (Patient Name, Patient ID, Accession
 Number, Requested Procedure ID...) and, inside the Scheduled Procedure Step Sequence
 (0040,0100), Scheduled Station AE Title, Scheduled Procedure Step Start Date and Time
@@ -19,7 +19,7 @@ Each Scheduled Procedure Step is an entity of the Modality Worklist Information 
 a file with several steps gives one response per matching step, holding that step
 alone; otherwise one response per matching file. Responses hold exactly the requested
 keys (sequence items with only the requested attributes) and a Specific Character Set
-chosen by dimse/response_charset.py.
+chosen by dimse/archive/response_charset.py.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from dimse.matching import (
+from dimse.archive.matching import (
     MAX_DEPTH,
     Key,
     SequenceMatch,
@@ -47,7 +47,7 @@ from dimse.matching import (
     project_item,
     response_element,
 )
-from dimse.response_charset import request_character_set, set_character_set
+from dimse.archive.response_charset import request_character_set, set_character_set
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _decode_all(dataset: Dataset, depth: int = 0) -> None:
 
 class Worklist:
     """The worklist entries in `folder` (see the module docstring); PN keys are matched
-    case-sensitively unless `pn_case_sensitive=False` (dimse/matching.py)."""
+    case-sensitively unless `pn_case_sensitive=False` (dimse/archive/matching.py)."""
 
     def __init__(self, folder: Path, *, pn_case_sensitive: bool = True) -> None:
         self.folder = Path(folder)
@@ -137,7 +137,7 @@ class Worklist:
 
     def find(self, identifier: Dataset) -> Iterator[Dataset]:
         """The C-FIND responses' identifiers (PS3.4 K.4.1.3). Raises
-        `dimse.matching.QueryError` at once when the identifier cannot be answered."""
+        `dimse.archive.matching.QueryError` at once when the identifier cannot be answered."""
         keys = compile_keys(identifier, skip=(_SPECIFIC_CHARACTER_SET,), fold_pn=self.fold_pn)
         requested = request_character_set(identifier)
         return self._matches(keys, requested)

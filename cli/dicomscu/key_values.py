@@ -18,7 +18,7 @@ The rules, one row of `RULES` per VR:
 - Range Matching (PS3.4 C.2.2.2.5) gives DA, TM and DT three more forms: `v1-v2`
   (v1 not after v2), `-v2` and `v1-`. A DT with a negative offset from UTC holds a
   `-` too: a value is one DT with an offset when it reads as one with at least the
-  hour given (`2024010112-0500`), and a range otherwise, as dimse/matching.py reads
+  hour given (`2024010112-0500`), and a range otherwise, as dimse/archive/matching.py reads
   it on our own server.
 - Wild cards `*` and `?` (PS3.4 C.2.2.2.4) belong to AE, CS, LO, LT, PN, SH, ST, UC,
   UR and UT only; in a value of any other VR they are refused, with what to write
@@ -32,7 +32,7 @@ The rules, one row of `RULES` per VR:
   list of UIDs): the lengths here are those of one value.
 - An empty value always passes: it asks for the attribute (Universal Matching,
   C.2.2.3). VRs without a row (PN, LO, SH, LT, ST, UT, UC, UR...) take any text; their
-  characters are checked against the character set in `cli.query`.
+  characters are checked against the character set in `cli.dicomscu.query`.
 
 Decisions where the standard leaves room: UIDs are checked for their characters and
 length, not for PS3.5 9.1's "no leading zero in a component", because archives hold
@@ -185,7 +185,7 @@ def value_problem(vr: str, text: str) -> str | None:
     values = text.split("\\") if rule.several else [text]
     for value in values:
         if value == "":
-            continue  # an empty value in a list: no condition (dimse/matching.py drops it)
+            continue  # an empty value in a list: no condition (dimse/archive/matching.py drops it)
         problem = _one_problem(vr, rule, value)
         if problem is not None:
             return problem
@@ -242,9 +242,9 @@ def _splits(vr: str, value: str) -> list[tuple[str, str]]:
 def _after(vr: str, low: str, high: str) -> bool:
     """Whether the bound `low` is later than `high`, both valid values of `vr`.
     TM and DT compare at the precision written, as the server does: `1200` is the
-    whole minute (dimse.matching.range_key). DT values with an offset are not compared
+    whole minute (dimse.archive.matching.range_key). DT values with an offset are not compared
     (the server compares them as written; the user may mean the offsets)."""
-    from dimse.matching import range_key
+    from dimse.archive.matching import range_key
 
     if vr == "DT" and (_DT_OFFSET.search(low) or _DT_OFFSET.search(high)):
         return False

@@ -1,6 +1,6 @@
 """`dicomscu --find` and `--worklist`: C-FIND, each match printed as it arrives.
 
-Matches go to stdout (`cli.printing`); a final failure status is explained on
+Matches go to stdout (`cli.dicomscu.printing`); a final failure status is explained on
 stderr and gives exit status 1. With -V the number of matches is said at the end
 ("Find was successful.", as gdcmscu says it). When the reader of stdout goes (`| head
 -1`), the C-FIND is cancelled, the association released, and dicomscu ends without a
@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 import sys
 
-from cli.association import implicit_only, open_association
-from cli.failures import Context, explain_exception, explain_status
-from cli.options import Settings
-from cli.printing import EXIT_PIPE, ResponsePrinter, stdout_gone
-from cli.query import Query
+from cli.dicomscu.association import implicit_only, open_association
+from cli.dicomscu.failures import Context, explain_exception, explain_status
+from cli.dicomscu.options import Settings
+from cli.dicomscu.printing import EXIT_PIPE, ResponsePrinter, stdout_gone
+from cli.dicomscu.query import Query
 from dimse import client
 from dimse.status import Status
 

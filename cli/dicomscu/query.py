@@ -1,6 +1,6 @@
 """The identifier of a C-FIND, C-MOVE or C-GET, built as gdcmscu builds it.
 
-- (0008,0005) Specific Character Set from the locale (`cli.charset`), or the user's
+- (0008,0005) Specific Character Set from the locale (`cli.dicomscu.charset`), or the user's
   key 8,5. Every key's value must be writable in the character set so declared, or
   in the default repertoire for the VRs (0008,0005) does not apply to (PS3.5 6.1.2.3);
   what is not is refused here, before anything is sent, rather than sent as `?`.
@@ -9,16 +9,16 @@
   be placed in the hierarchy (PS3.4 C.4.1.2.1): Patient ID above STUDY in the Patient
   Root model, Study Instance UID above SERIES, Series Instance UID above IMAGE.
 - The user's keys, each replacing an automatic one with the same tag. A key inside a
-  sequence (`-k 8,1110[0].8,1150=...`, `cli.keys`) goes into the one item of that
+  sequence (`-k 8,1110[0].8,1150=...`, `cli.dicomscu.keys`) goes into the one item of that
   sequence, created when needed (PS3.4 C.2.2.2.6); several keys in one sequence share
   its item. It is sent as typed: Sequence Matching is a matching of C-FIND.
 
 A Modality Worklist query (PS3.4 K.6) has no levels: the user's keys and (0008,0005);
-the keys of the Scheduled Procedure Step go into its sequence (`cli.worklist_keys`),
+the keys of the Scheduled Procedure Step go into its sequence (`cli.dicomscu.worklist_keys`),
 and -V says which were moved.
 
-Before anything is built, each key is checked: its path (`cli.keys.structure_problem`),
-its value against its VR (`cli.key_values`), its text against the character set. A
+Before anything is built, each key is checked: its path (`cli.dicomscu.keys.structure_problem`),
+its value against its VR (`cli.dicomscu.key_values`), its text against the character set. A
 key refused here never reaches pydicom, which would warn and send it anyway.
 
 `QueryError` is a query that cannot be sent as asked; its message says what to change.
@@ -38,11 +38,11 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.valuerep import PersonName
 
-from cli.charset import EXTENSIBLE_VRS, cannot_encode, charset_problem, declared_terms
-from cli.key_values import value_problem
-from cli.keys import Key, structure_problem
-from cli.uids import make_uid
-from cli.worklist_keys import place_worklist_keys
+from cli.dicomscu.charset import EXTENSIBLE_VRS, cannot_encode, charset_problem, declared_terms
+from cli.dicomscu.key_values import value_problem
+from cli.dicomscu.keys import Key, structure_problem
+from cli.dicomscu.uids import make_uid
+from cli.dicomscu.worklist_keys import place_worklist_keys
 from dimse.datasets import EXPLICIT_VR_LITTLE_ENDIAN, encode_dataset
 from dimse.files import part10_bytes_header
 from dimse.models import MODELS, UNIQUE_KEYS, Root, levels_of
@@ -150,7 +150,7 @@ def build_identifier(root: Root, level: str | None, keys: list[Key], charset: st
 
 
 def check_value(key: Key) -> None:
-    """QueryError when the key's value is not of its VR (`cli.key_values`)."""
+    """QueryError when the key's value is not of its VR (`cli.dicomscu.key_values`)."""
     problem = value_problem(key.vr, key.text)
     if problem is not None:
         raise QueryError(f"{key.where} {key.name} {problem}")

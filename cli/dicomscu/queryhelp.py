@@ -4,8 +4,8 @@ The tables are those of PS3.4 C.6.1.1 (Patient Root), C.6.2.1 (Study Root) and K
 (Modality Worklist), as data: (tag, key type, depth), depth 1 for an attribute inside
 a sequence (">" in the standard). Names and VRs come from the data dictionary. Each
 row shows the --key that asks for it; a row inside a sequence, the nested form
-(`--key 8,1120[0].8,1150=`, cli/keys.py). The worklist's Scheduled Procedure Step
-rows come from `cli.worklist_keys`, the one list of the keys `--worklist` moves into
+(`--key 8,1120[0].8,1150=`, cli/dicomscu/keys.py). The worklist's Scheduled Procedure Step
+rows come from `cli.dicomscu.worklist_keys`, the one list of the keys `--worklist` moves into
 that sequence, so that the help and the behaviour cannot differ.
 
 Key types (PS3.4 C.2.2.1): U unique key, one per level, identifies an entity; R
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pydicom.datadict import dictionary_description, dictionary_VR
 
-from cli.worklist_keys import SCHEDULED_PROCEDURE_STEP_SEQUENCE, STEP_KEYS
+from cli.dicomscu.worklist_keys import SCHEDULED_PROCEDURE_STEP_SEQUENCE, STEP_KEYS
 from dimse.models import Root
 
 Row = tuple[int, str, int]

@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from cli.dicomscp.config import ConfigError, ServerConfig, load_config, parse_address
 from cli.logs import warnings_as_log_lines
-from cli.server_config import ConfigError, ServerConfig, load_config, parse_address
-from dimse.archive import Archive, ArchiveLocked
-from dimse.archive_service import ArchiveHandlers
+from dimse.archive.archive import Archive, ArchiveLocked
+from dimse.archive.handlers import ArchiveHandlers
 from dimse.identity import IdentityHook, hash_password, users_check
 from dimse.scp import Provider
 from dimse.transfer.convert import Decompress
@@ -316,7 +316,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     with warnings_as_log_lines(log):  # never a raw warning in the log (any thread)
         return serve(config, stop)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

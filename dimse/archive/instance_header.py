@@ -1,12 +1,12 @@
 """Reading a stored instance's attributes without reading the whole file.
 
 On commit the archive reads each new instance once, up to the last attribute the index
-keeps (`dimse.query_keys.INDEXED`): stopping there skips the pixel data and, in
+keeps (`dimse.archive.query_keys.INDEXED`): stopping there skips the pixel data and, in
 enhanced multi-frame objects, the functional group sequences that can be most of the
 file. A C-FIND that asks for an attribute the index does not keep reads just that
 attribute from a stored instance (`read_attributes`).
 
-`read_texts` gives the indexed attributes as text: read by hand (dimse/header_scan.py)
+`read_texts` gives the indexed attributes as text: read by hand (dimse/archive/header_scan.py)
 when the scanner covers the instance, else by pydicom (`read_header`), with the same
 results.
 
@@ -30,7 +30,9 @@ from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
-from dimse import header_scan
+from dimse.archive import header_scan
+from dimse.archive.matching import texts
+from dimse.archive.query_keys import COLUMNS_BY_TAG
 from dimse.datasets import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     EXPLICIT_VR_BIG_ENDIAN,
@@ -39,8 +41,6 @@ from dimse.datasets import (
 )
 from dimse.errors import DimseError
 from dimse.files import NotDicomFile, read_part10_info
-from dimse.matching import texts
-from dimse.query_keys import COLUMNS_BY_TAG
 
 #: Values longer than this are not read into memory unless asked for.
 DEFER_SIZE = 64 << 10

@@ -1,7 +1,7 @@
 """Attribute matching of C-FIND (PS3.4 C.2.2.2), for the archive and the worklist.
 
 Each key of a request identifier is compiled once into a `Condition`: plain data that
-the archive's index turns into SQL where it can (dimse/index.py) and that
+the archive's index turns into SQL where it can (dimse/archive/index.py) and that
 `values_match` applies to stored values in Python everywhere else. The kinds of
 matching, in the standard's order:
 

@@ -2,7 +2,7 @@
 
 One table per entity of PS3.4 C.6.1.1 (patients, studies, series, instances), each
 keyed by its level's Unique Key and holding the indexed attributes of
-`dimse.query_keys.INDEXED` as normalized text (`dimse.matching.normalize`; several
+`dimse.archive.query_keys.INDEXED` as normalized text (`dimse.archive.matching.normalize`; several
 values joined by a backslash, as on the wire), with a comparable twin column
 `<keyword>__k` for DA, TM and DT. Each row points to its parent by the parent's Unique
 Key. The attributes of a patient, study or series are those of the instance of it
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dimse.instance_header import TextsOf
-from dimse.matching import (
+from dimse.archive.instance_header import TextsOf
+from dimse.archive.matching import (
     AnyOf,
     Condition,
     Range,
@@ -42,8 +42,8 @@ from dimse.matching import (
     normalize,
     range_key,
 )
+from dimse.archive.query_keys import IMAGE, INDEXED, PATIENT, SERIES, STUDY, Column
 from dimse.models import LEVELS
-from dimse.query_keys import IMAGE, INDEXED, PATIENT, SERIES, STUDY, Column
 
 SCHEMA_VERSION = "1"
 
@@ -135,7 +135,7 @@ _RECORD_COLUMNS = [(c.keyword, c.tag, c.vr, c.ranged) for cs in INDEXED.values()
 
 def record_of(texts_of: TextsOf, transfer_syntax: str, path: str, size: int) -> Record:
     """The Record of an instance from its header attributes, as text by tag and VR
-    (dimse/instance_header.py `read_texts`)."""
+    (dimse/archive/instance_header.py `read_texts`)."""
     values: dict[str, str] = {}
     for keyword, tag, vr, ranged in _RECORD_COLUMNS:
         found = texts_of(tag, vr)
@@ -236,7 +236,7 @@ def sql_condition(expr: str, vr: str, condition: Condition) -> tuple[str, list[A
     if isinstance(condition, Universal):
         return "1", []
     if vr == "PN" and isinstance(condition, (Single, Wildcard, AnyOf)):
-        return None  # component groups and case folding: dimse.matching.test
+        return None  # component groups and case folding: dimse.archive.matching.test
     if isinstance(condition, Single):
         return f"{expr} = ?", [condition.value]
     if isinstance(condition, Wildcard):

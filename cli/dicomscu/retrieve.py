@@ -26,10 +26,10 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from cli.association import implicit_only, open_association
-from cli.failures import Context, explain_exception, explain_status
-from cli.options import Settings
-from cli.query import Query
+from cli.dicomscu.association import implicit_only, open_association
+from cli.dicomscu.failures import Context, explain_exception, explain_status
+from cli.dicomscu.options import Settings
+from cli.dicomscu.query import Query
 from dimse import client
 from dimse.errors import DimseError
 from dimse.models import LEVELS, UNIQUE_KEYS

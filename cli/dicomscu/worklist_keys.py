@@ -13,7 +13,7 @@ the keys of the other entities (Patient's Name, Accession Number, Requested
 Procedure ID...) stay at the top level, and so do the two attributes that K.6-1
 lists with the step but outside the sequence: Scheduled Specimen Sequence
 (0040,0500) and Barcode Value (2200,0005). A key typed inside a sequence
-(`-k 40,100[0].40,1=AA32`, `cli.keys`) is where it was typed. A key inside one of
+(`-k 40,100[0].40,1=AA32`, `cli.dicomscu.keys`) is where it was typed. A key inside one of
 the step's own sequences (`-k 40,8[0].8,100=X`, Scheduled Protocol Code Sequence) is
 moved with its sequence.
 
@@ -22,7 +22,7 @@ moved with its sequence.
 
 from __future__ import annotations
 
-from cli.keys import Key, last_of_each
+from cli.dicomscu.keys import Key, last_of_each
 
 SCHEDULED_PROCEDURE_STEP_SEQUENCE = 0x00400100
 

@@ -1,0 +1,5 @@
+"""`python -m cli.dicomscu`: the client."""
+
+from cli.dicomscu import main
+
+raise SystemExit(main())
