@@ -32,7 +32,13 @@ from typing import BinaryIO
 from dimse.commands import Command, encode_command
 from dimse.errors import DimseError
 from dimse.explain import Tally, describe_message, uid_name
-from dimse.fragments import DEFAULT_MAX_IDENTIFIER, DataSink, Reassembler, ReceivedMessage
+from dimse.fragments import (
+    DEFAULT_MAX_IDENTIFIER,
+    DataSink,
+    Reassembler,
+    ReceivedMessage,
+    fragment_message,
+)
 from dimse.messages import C_CANCEL_RQ, DimseMessage, Request, Response, message_from_command
 from dimse.operations import Operation, Served
 from dimse.outgoing import Outgoing, message_units
@@ -215,10 +221,9 @@ class Engine:
                 "ErrorComment": comment[:64] if comment else None,
             }
         )
-        from dimse.fragments import fragment_message
-
         units = iter(fragment_message(context_id, command, None, self.max_pdu))
         self._outbox.append(Outgoing(units, context_id, None))
+        self.served.pop(message_id, None)
 
     def cancel(self, operation: Operation) -> None:
         """C-CANCEL-RQ for `operation` (PS3.7 9.3.2.3); its later responses are
@@ -279,7 +284,8 @@ class Engine:
                     outgoing.sent(unit)
                     if self._aborting():
                         break
-            self._outbox.popleft()
+            if self._outbox and self._outbox[0] is outgoing:  # abort() may have emptied it
+                self._outbox.popleft()
             outgoing.finished()
             if self._aborting():
                 yield from self.take_output(now)
@@ -343,7 +349,7 @@ class Engine:
     def _service_deadline(self) -> float | None:
         if self._quiet_since is None or self.over:
             return None
-        if self.operations and any(not op.cancelled for op in self.operations.values()):
+        if self.operations:  # a response is awaited, a cancelled operation's final too
             limit = self.connection.timeouts.dimse
         elif self.operations or self.served or self.requests:
             return None  # our own work in progress: no timeout on ourselves
@@ -356,7 +362,7 @@ class Engine:
         return None if limit is None else self._quiet_since + limit
 
     def _timed_out(self) -> AssociationError:
-        waiting = [op for op in self.operations.values() if not op.cancelled]
+        waiting = list(self.operations.values())
         if waiting:
             limit = self.connection.timeouts.dimse
             ids = ", ".join(str(op.message_id) for op in waiting)

@@ -162,6 +162,8 @@ def store_many(
     window = engine.window
     try:
         for info in infos:
+            if engine.over:  # nothing more can go: the files left are not sent
+                raise engine.error
             try:
                 context = context_for(requestor, info)
             except NoPresentationContext as exc:
@@ -182,6 +184,8 @@ def store_many(
             try:
                 while len(outstanding) >= window:
                     yield Emit((yield from _collect(requestor, outstanding)))
+                if engine.over:  # ended while we waited: this one is not sent
+                    raise engine.error
             except BaseException:
                 outgoing.close()  # made ready, never queued
                 raise

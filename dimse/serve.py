@@ -144,6 +144,9 @@ class Session:
         decoded, self._decoded = self._decoded, None
         if decoded is not None and decoded[0] is received.command:
             request = decoded[1]  # type: ignore[assignment]
+        # In progress until its final response: no idle timeout meanwhile, and a
+        # C-CANCEL-RQ for it is noted (PS3.7 9.3.2.3).
+        self.engine.serve(request, received.context_id)
         if isinstance(request, C_ECHO_RQ):
             yield from self.echo(request, received)
         elif isinstance(request, C_STORE_RQ):
@@ -247,7 +250,7 @@ class Session:
     def find(self, request: C_FIND_RQ, received: ReceivedMessage) -> Flow[None]:
         context_id = received.context_id
         engine = self.engine
-        served = engine.serve(request, context_id)
+        served = engine.served[request.message_id]
 
         def respond(status: int, comment: str | None = None) -> None:
             self.send(

@@ -60,7 +60,7 @@ def retrieve(session: Session, request: C_MOVE_RQ | C_GET_RQ, received: Received
     kind = C_MOVE_RSP if move else C_GET_RSP
     codes = MoveStatus if move else GetStatus
     service = "C-MOVE" if move else "C-GET"
-    served = engine.serve(request, context_id)
+    served = engine.served[request.message_id]  # begun by Session.dispatch
     counts = _Counts()
 
     def respond(status: int, comment: str | None = None, final: bool = False) -> None:
