@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the speed benchmark (tests/bench/) in .venv (set up first if needed), e.g.
-#   bash scripts/bench.sh                      # W1..W7, about 23 minutes (11 with --cache DIR)
+#   bash scripts/bench.sh                      # W1..W8, about 23 minutes (11 with --cache DIR)
 #   bash scripts/bench.sh --quick              # small sizes, a smoke run
 #   bash scripts/bench.sh --only W1,W2 --json bench.json
 # Arguments go to `python -m tests.bench.run` (--help lists them). It needs DCMTK and

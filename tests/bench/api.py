@@ -4,6 +4,7 @@
     python -m tests.bench.api echo   HOST PORT CALLED_AE COUNT
     python -m tests.bench.api pyecho HOST PORT CALLED_AE COUNT
     python -m tests.bench.api find   HOST PORT CALLED_AE STUDY SERIES
+    python -m tests.bench.api aiostore HOST PORT CALLED_AE DIR ASSOCIATIONS
 
 Each prints one JSON object on stdout: the seconds of the timed part (after the
 interpreter has started and the modules are imported) and what was done, so that
@@ -15,6 +16,11 @@ a child process of their own (a clean interpreter, its own peak RSS).
 - echo: our `dimse.client.connect(...).echo()` and release, COUNT times.
 - pyecho: the same through pynetdicom's `AE.associate`, `send_c_echo`, `release`.
 - find: our `assoc.find` of an image-level Study Root query on one series.
+- aiostore: our asyncio client (`dimse.aio`) in one event loop: `read_part10_info`
+  of every file (`prepare_s`), then ASSOCIATIONS associations opened at once, each
+  storing its share of the files (`groups`) with `store_many`, all concurrently;
+  `seconds` runs from the first connect to the last release. Also `cpu_s`: this
+  process's CPU time, start-up included.
 """
 
 from __future__ import annotations
@@ -22,7 +28,19 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def groups(items: Sequence[T], count: int) -> list[list[T]]:
+    """`items` cut into `count` consecutive groups whose sizes differ by one at most:
+    how W8 shares its files out among associations (ours) and storescu processes
+    (DCMTK's), the same for both."""
+    n = len(items)
+    return [list(items[i * n // count : (i + 1) * n // count]) for i in range(count)]
 
 
 def store(host: str, port: int, called_ae: str, directory: str) -> dict[str, object]:
@@ -111,6 +129,56 @@ def find(host: str, port: int, called_ae: str, study: str, series: str) -> dict[
     return {"seconds": time.perf_counter() - started, "ok": matches, "failed": 0}
 
 
+def aiostore(
+    host: str, port: int, called_ae: str, directory: str, associations: int
+) -> dict[str, object]:
+    import asyncio
+    import os
+
+    from dimse import aio
+    from dimse.files import Part10Info, read_part10_info
+    from dimse.proposals import store_contexts
+
+    started = time.perf_counter()
+    files = sorted(p for p in Path(directory).iterdir() if p.is_file())
+    shares = [[read_part10_info(p) for p in share] for share in groups(files, associations)]
+    prepared = time.perf_counter()
+
+    async def one(infos: list[Part10Info]) -> int:
+        ok = 0
+        contexts = store_contexts(infos)
+        async with aio.connect(host, port, called_ae=called_ae, contexts=contexts) as assoc:
+            async for _, result in assoc.store_many(infos):
+                if not isinstance(result, Exception) and result.status.is_success:
+                    ok += 1
+        return ok
+
+    async def everything() -> list[int | BaseException]:
+        return await asyncio.gather(*(one(s) for s in shares), return_exceptions=True)
+
+    outcomes = asyncio.run(everything())
+    ended = time.perf_counter()
+    ok = failed = broken = 0
+    for number, (share, outcome) in enumerate(zip(shares, outcomes, strict=True), 1):
+        if isinstance(outcome, BaseException):
+            broken += 1
+            failed += len(share)  # counted whole: which of its files were stored is moot
+            print(f"E: association {number}: {outcome!r}", file=sys.stderr, flush=True)
+        else:
+            ok += outcome
+            failed += len(share) - outcome
+    cpu = os.times()
+    return {
+        "seconds": ended - prepared,
+        "prepare_s": prepared - started,
+        "ok": ok,
+        "failed": failed,
+        "associations": associations,
+        "failed_associations": broken,
+        "cpu_s": cpu.user + cpu.system,
+    }
+
+
 def main(argv: list[str]) -> int:
     command, host, port, called_ae, *rest = argv
     if command == "store":
@@ -121,6 +189,8 @@ def main(argv: list[str]) -> int:
         result = pyecho(host, int(port), called_ae, int(rest[0]))
     elif command == "find":
         result = find(host, int(port), called_ae, rest[0], rest[1])
+    elif command == "aiostore":
+        result = aiostore(host, int(port), called_ae, rest[0], int(rest[1]))
     else:
         raise SystemExit(f"unknown command {command!r}")
     print(json.dumps(result), flush=True)

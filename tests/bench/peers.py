@@ -129,6 +129,64 @@ os._exit(code if code >= 0 else 128 - code)
 """
 
 
+#: Starts many clients at once and waits for them all (W8): argv[1] is a JSON file of
+#: argv lists; each is started with posix_spawn (stdout and stderr inherited: the log),
+#: one after the other as fast as they go, then every one is reaped. Prints one JSON
+#: line: `seconds` from just before the first start to the last exit (this
+#: interpreter's own start excluded, as LAUNCHER excludes its own), `spawn_s` (the
+#: last start), `ok`/`failed` (exit statuses), `cpu_s` (user + system time of them
+#: all) and their peak RSS (`max_rss_kib`, `sum_rss_kib`: shared libraries are counted
+#: in each). Exit status 1 if any failed. Run it under LAUNCHER (`run_client`).
+FLEET = """
+import json, os, signal, sys, time
+with open(sys.argv[1]) as f:
+    commands = json.load(f)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+default = (signal.SIGINT, signal.SIGTERM)
+started = time.perf_counter()
+running = {os.posix_spawnp(argv[0], argv, os.environ, setsigdef=default) for argv in commands}
+spawned = time.perf_counter()
+codes, cpu, rss = [], 0.0, []
+while running:
+    pid, status, usage = os.wait4(-1, 0)
+    if pid in running:
+        running.discard(pid)
+        codes.append(os.waitstatus_to_exitcode(status))
+        cpu += usage.ru_utime + usage.ru_stime
+        rss.append(usage.ru_maxrss)
+ended = time.perf_counter()
+failed = sum(1 for code in codes if code != 0)
+print(json.dumps({
+    "seconds": ended - started, "spawn_s": spawned - started, "ok": len(codes) - failed,
+    "failed": failed, "cpu_s": cpu, "max_rss_kib": max(rss), "sum_rss_kib": sum(rss),
+}), flush=True)
+os._exit(1 if failed else 0)
+"""
+
+
+def fleet_argv(commands: Sequence[Sequence[str]], path: Path) -> list[str]:
+    """The argv of FLEET starting `commands` all at once (written to `path`, JSON)."""
+    path.write_text(json.dumps([list(c) for c in commands]))
+    return [sys.executable, "-S", "-c", FLEET, str(path)]
+
+
+def listen_overflows() -> int | None:
+    """TcpExt ListenOverflows of this machine (/proc/net/netstat): connections dropped
+    because a listening socket's accept queue was full (the client's kernel sends its
+    SYN again after a second). System-wide: the difference over a run counts ours."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:") and values.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            value = table.get("ListenOverflows")
+            return int(value) if value is not None else None
+    return None
+
+
 class Process:
     """A program we started, in its own process group, its output in a log file.
 
@@ -365,7 +423,7 @@ def _storescp_like(
         if not ignore:
             out.mkdir(parents=True, exist_ok=True)
         argv = [*command, "-aet", ae_title, *args, str(port)]
-        log_path = workdir / f"{name.replace(' ', '-')}-{port}.log"
+        log_path = workdir / f"{re.sub(r'[^A-Za-z0-9]+', '-', name)}-{port}.log"
         process = Process(name, argv, log_path, env)
         _wait_listening(process, port)
         return Server(name, port, ae_title, process, None if ignore else out)
@@ -376,15 +434,21 @@ def _storescp_like(
 
 @contextlib.contextmanager
 def dcmtk_storescp(
-    workdir: Path, *, ignore: bool, nodelay: bool | None = True, ae_title: str = "STORESCP"
+    workdir: Path,
+    *,
+    ignore: bool,
+    nodelay: bool | None = True,
+    ae_title: str = "STORESCP",
+    fork: bool = False,
 ) -> Iterator[Server]:
-    """DCMTK `storescp` (single process), `--ignore` or writing to workdir/received.
+    """DCMTK `storescp`, `--ignore` or writing to workdir/received: a single process,
+    one association at a time, or with `fork` a child process for each association
+    (`--fork`: any number at once; its listen backlog is DCMTK's fixed 50).
 
     `--ignore` reads every byte and answers, but writes nothing (a pure network sink)."""
-    command = [dcmtk("storescp")]
-    yield from _storescp_like(
-        "DCMTK storescp", command, workdir, ignore, ae_title, environment(nodelay)
-    )
+    command = [dcmtk("storescp"), *(["--fork"] if fork else [])]
+    name = "DCMTK storescp --fork" if fork else "DCMTK storescp"
+    yield from _storescp_like(name, command, workdir, ignore, ae_title, environment(nodelay))
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The speed benchmark: W1..W7 of the speed issue, one table, optionally JSON.
+"""The speed benchmark: W1..W8 of the speed issue, one table, optionally JSON.
 
     python -m tests.bench.run                 # everything: about 23 minutes, 12 of them
                                               # loading 10,000 instances into dcmqrscp
@@ -42,7 +42,7 @@ from tests.bench.workloads import FULL, QUICK, WORKLOADS, Bench, Row, machine
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.bench.run", description="dicom-ul speed benchmark (W1..W7)."
+        prog="python -m tests.bench.run", description="dicom-ul speed benchmark (W1..W8)."
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W5")

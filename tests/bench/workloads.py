@@ -1,5 +1,5 @@
-"""The workloads of the speed issue (W1..W6, and W7: our client with our server),
-each a function returning table rows.
+"""The workloads of the speed issue (W1..W6, W7: our client with our server, and W8:
+the asyncio client's many associations at once), each a function returning table rows.
 
 Conventions, the same in every workload:
 
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import disk, peers
+from tests.bench.api import groups
 from tests.bench.data import DataCache, InstanceSet
 from tests.bench.peers import BenchError, ClientRun, environment, run_client
 
@@ -47,10 +48,18 @@ class Sizes:
     query: int  # W4: instances matched by the C-FIND
     associations: int  # W5
     huge: int  # W6: bytes of pixel data of the one instance
+    concurrent: int  # W8: associations at once
+    per_association: int  # W8: small instances stored on each
 
 
-FULL = Sizes(small=1000, large=100, query=10_000, associations=1000, huge=1 << 30)
-QUICK = Sizes(small=50, large=5, query=300, associations=50, huge=64 << 20)
+FULL = Sizes(
+    small=1000, large=100, query=10_000, associations=1000, huge=1 << 30,
+    concurrent=100, per_association=10,
+)  # fmt: skip
+QUICK = Sizes(
+    small=50, large=5, query=300, associations=50, huge=64 << 20,
+    concurrent=100, per_association=2,
+)  # fmt: skip
 
 
 @dataclass
@@ -709,6 +718,117 @@ def w7(bench: Bench) -> list[Row]:
     return rows
 
 
+# ---------------------------------------------------------------------------------------
+# W8: many associations at once, the asyncio client.
+
+
+def w8(bench: Bench) -> list[Row]:
+    """N associations at once, each storing its k of the same N x k small instances,
+    into one DCMTK `storescp --fork -od` (TCP_NODELAY=1): a child process per
+    association, so that the server takes them all at once and its C++ children keep
+    up; it writes every file (no fsync), into a folder emptied before each run, and
+    every file is counted after it. Ours: ONE Python process, one asyncio event loop,
+    N `dimse.aio.connect` at once, each `store_many` of its k files (tests/bench/api.py
+    `aiostore`), timed from its start to its exit. DCMTK's: N `storescu` processes
+    (TCP_NODELAY=1) started at once by one small launcher (peers.FLEET), timed from the
+    first start to the last exit. Process start counts on both sides. The files are
+    shared out the same way (api.groups) on both sides."""
+    n, per = bench.sizes.concurrent, bench.sizes.per_association
+    files = bench.data.small(n * per)
+    shares = groups(files.files, n)
+    overflows: dict[str, list[int]] = {"aio": [], "dcmtk": []}
+    with peers.dcmtk_storescp(bench.dir("W8-storescp"), ignore=False, fork=True) as server:
+        received = server.directory
+        assert received is not None
+        mark: list[int | None] = [None]
+
+        def before() -> None:
+            shutil.rmtree(received)
+            received.mkdir()
+            mark[0] = peers.listen_overflows()
+
+        def after(key: str) -> Callable[[ClientRun], None]:
+            def check(run: ClientRun) -> None:
+                stored = _count_stored(server)
+                if stored != files.count:
+                    raise BenchError(
+                        f"W8: storescp holds {stored} of the {files.count} files sent by {run.name}"
+                    )
+                now = peers.listen_overflows()
+                if now is not None and mark[0] is not None:
+                    overflows[key].append(now - mark[0])
+                if key == "aio":  # its figure is the process's; its own report goes in details
+                    ours.details.append(
+                        {**_api_seconds(run, files.count), "process_s": run.seconds}
+                    )
+
+            return check
+
+        storescu = [
+            [peers.dcmtk("storescu"), "-aec", server.ae_title, server.host, str(server.port), *map(str, share)]
+            for share in shares
+        ]  # fmt: skip
+        fleet = peers.fleet_argv(storescu, bench.dir("W8-fleet") / "commands.json")
+        ours = Pairing(
+            "aio", f"dimse.aio: 1 process, {n} associations at once",
+            _api("aiostore", server.host, server.port, server.ae_title, str(files.directory), n),
+            environment(), before=before, after=after("aio"),
+        )  # fmt: skip
+        theirs = Pairing(
+            "dcmtk", f"DCMTK storescu: {n} processes at once, TCP_NODELAY=1", fleet,
+            environment(nodelay=True), api=True, before=before, after=after("dcmtk"),
+        )  # fmt: skip
+        run_interleaved(bench, [ours, theirs], "W8", expect_ok=None)
+
+    def mib(kib: float) -> str:
+        return f"{kib / 1024:.0f} MiB"
+
+    def retried(key: str) -> str:
+        if not overflows[key]:
+            return ""
+        count = _median(overflows[key])
+        return f"; {count:.0f} connect(s) retried (storescp's accept queue full)" if count else ""
+
+    ours_rate = files.count / _median(ours.seconds)
+    theirs_rate = files.count / _median(theirs.seconds)
+    what = f"{n} associations x {per} x {files.file_bytes / 1000:.1f} KB"
+    loop = _median([d["seconds"] for d in ours.details])
+    prepare = _median([d["prepare_s"] for d in ours.details])
+    ours_rss = max(ours.peak_rss_kib, default=0)
+    ours_row = Row(
+        "W8", ours.label, ours_rate, "inst/s", ours.seconds,
+        vs_dcmtk=_ratio(ours_rate, theirs_rate),
+        note=(
+            f"{loop:.3f} s first connect to last release, +{prepare:.3f} s reading file meta; "
+            f"CPU {_median([d['cpu_s'] for d in ours.details]):.2f} s, peak RSS {mib(ours_rss)}"
+            + retried("aio")
+        ),
+        extra={
+            "files": what, "peak_rss_kib": ours_rss, "listen_overflows": overflows["aio"],
+            "details": ours.details,
+        },
+    )  # fmt: skip
+    theirs_row = Row(
+        "W8", theirs.label, theirs_rate, "inst/s", theirs.seconds, vs_dcmtk=1.0,
+        note=(
+            f"last started after {_median([d['spawn_s'] for d in theirs.details]):.3f} s; "
+            f"CPU {_median([d['cpu_s'] for d in theirs.details]):.2f} s in all, peak RSS "
+            f"{mib(max(d['max_rss_kib'] for d in theirs.details))} each (shared libraries "
+            "included)" + retried("dcmtk")
+        ),
+        extra={"files": what, "listen_overflows": overflows["dcmtk"], "details": theirs.details},
+    )  # fmt: skip
+    bench.notes.append(
+        f"W8: {files.count} x {files.file_bytes / 1000:.1f} KB in {n} associations of {per}, "
+        "all at once, into one DCMTK storescp --fork -od (TCP_NODELAY=1; a process per "
+        "association, no fsync), its folder emptied before each run and counted after; from "
+        "the start of the client process(es) to the last exit, start-up included. A connect "
+        "'retried' found storescp's accept queue full (DCMTK's listen backlog is a fixed 50; "
+        "TcpExt ListenOverflows, machine-wide): the kernel sends it again a second later."
+    )
+    return [ours_row, theirs_row]
+
+
 WORKLOADS: dict[str, Callable[[Bench], list[Row]]] = {
     "W1": w1,
     "W2": w2,
@@ -717,6 +837,7 @@ WORKLOADS: dict[str, Callable[[Bench], list[Row]]] = {
     "W5": w5,
     "W6": w6,
     "W7": w7,
+    "W8": w8,
 }
 
 
