@@ -27,7 +27,7 @@ the header is put in front of it, and then:
    bit 0, an A-ASSOCIATE-RJ); then `associate_response` with the answer of step 2,
    whose bytes must be those sent, and for an AC an A-RELEASE-RQ. Nothing may
    raise: bad bytes from the peer become Evt19 and an A-ABORT, never an exception
-   (DESIGN.md, "The state machine as data").
+   (docs/design.md, "The state machine as data").
 
 Per input: the RQ decoded twice (by `decode_pdu`, by the machine), one negotiation,
 the answer encoded twice (here, by the machine) and decoded once.
@@ -50,14 +50,20 @@ import pydicom  # noqa: F401  (loaded first, so that only our code is instrument
 #: Instrumented: the negotiation, the machine (actions, table, framer) and the
 #: identity check. The PDU codec runs plain, at full speed: it is fuzz_pdu.py's, and
 #: instrumented it was 4/5 of the time per input here.
-UNINSTRUMENTED = ["dul.pdu", "dul.items"]
+UNINSTRUMENTED = ["dul.pdu", "dul.pdata", "dul.items", "dul.user_information", "dul.fields"]
 
 with atheris.instrument_imports(include=["dul", "dimse"], exclude=UNINSTRUMENTED):
     from dimse.identity import users_check
     from dul import A_ABORT, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, PduError, decode_pdu, encode_pdu
-    from dul.items import PresentationContextRQItem, uid_text
+    from dul.fields import uid_text
+    from dul.items import PresentationContextRQItem
     from dul.machine import Machine
-    from dul.negotiation import AcceptorPolicy, negotiate, negotiated_contexts
+    from dul.negotiation import (
+        AcceptorPolicy,
+        RequestorsChoice,
+        negotiate,
+        negotiated_contexts,
+    )
     from dul.pdu import A_ASSOCIATE_RQ, A_RELEASE_RQ
     from dul.primitives import AssociateIndication, Send
 
@@ -121,7 +127,12 @@ def check_answer(
         offered = [uid_text(ts) for ts in pc.transfer_syntaxes]
         ours = policy.contexts.get(abstract, ())
         chosen = item.transfer_syntax
-        if chosen not in offered or (chosen not in ours and "*" not in ours):
+        if isinstance(ours, RequestorsChoice):
+            # PS3.8 9.3.2.2: the requestor's order wins among those we take.
+            first = next((ts for ts in offered if ts in ours.syntaxes), None)
+            if chosen != first:
+                raise AssertionError(f"accepted {abstract!r} with {chosen!r}, not {first!r}")
+        elif chosen not in offered or (chosen not in ours and "*" not in ours):
             raise AssertionError(f"accepted {abstract!r} with {chosen!r}")
         if item.context_id % 2 == 0:
             raise AssertionError(f"accepted the even context ID {item.context_id}")
