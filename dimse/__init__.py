@@ -2,8 +2,9 @@
 
 The rooms, from the wire up:
 
-- the protocol, free of I/O: `commands` (the command set, group 0000), `messages`,
-  `fragments` (PDVs cut and joined), `status` (the codes of each service), `engine`
+- the protocol, free of I/O: `commands` (the command set, group 0000), `messages`
+  (DIMSE-C, with `message_base` and `n_messages`), `fragments` and `reassembly` (PDVs
+  cut and joined), `status` (the codes of each service), `engine`
   (one association's messages, operations, C-CANCEL, window and timeouts) with
   `operations` and `outgoing`; `errors`, `explain` (the debug log's words);
 - exact data: `datasets`, `files`, `file_check`, `received`, `storage`, `transfer/`;

@@ -21,6 +21,7 @@ import zlib
 from typing import TYPE_CHECKING, BinaryIO
 
 from dimse.errors import DimseError
+from dimse.status import UNREADABLE
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -53,8 +54,6 @@ MAX_INFLATED = 256 << 20
 
 #: Sequences nested deeper than this are refused (no RecursionError).
 MAX_DEPTH = 64
-
-CANNOT_UNDERSTAND = 0xC000
 
 
 def _layout(transfer_syntax: str) -> tuple[bool, bool, bool]:
@@ -178,11 +177,11 @@ def inflate(data: bytes, limit: int | None = None) -> bytes:
         out = inflater.decompress(data, limit + 1)
     except zlib.error as exc:
         raise DimseError(
-            f"the deflated data set is not a valid deflate stream: {exc}", status=CANNOT_UNDERSTAND
+            f"the deflated data set is not a valid deflate stream: {exc}", status=UNREADABLE
         ) from None
     if len(out) > limit:
         raise DimseError(
-            f"the deflated data set inflates past {limit} bytes; refused", status=CANNOT_UNDERSTAND
+            f"the deflated data set inflates past {limit} bytes; refused", status=UNREADABLE
         )
     return out
 
@@ -192,9 +191,7 @@ def _check_depth(dataset: Dataset, depth: int) -> None:
     from pydicom.sequence import Sequence
 
     if depth > MAX_DEPTH:
-        raise DimseError(
-            f"the data set nests sequences deeper than {MAX_DEPTH}", status=CANNOT_UNDERSTAND
-        )
+        raise DimseError(f"the data set nests sequences deeper than {MAX_DEPTH}", status=UNREADABLE)
     for element in dataset:
         value = element.value
         if isinstance(value, Sequence):
@@ -221,7 +218,7 @@ def decode_dataset(data: bytes | BinaryIO, transfer_syntax: str) -> Dataset:
     try:
         walk(raw, implicit=implicit, little=little)
     except MalformedDataSet as exc:
-        raise DimseError(f"the data set cannot be read: {exc}", status=CANNOT_UNDERSTAND) from None
+        raise DimseError(f"the data set cannot be read: {exc}", status=UNREADABLE) from None
     stream: BinaryIO = io.BytesIO(raw)
     try:
         dataset = read_dataset(stream, implicit, little)
@@ -229,9 +226,7 @@ def decode_dataset(data: bytes | BinaryIO, transfer_syntax: str) -> Dataset:
     except DimseError:
         raise
     except RecursionError:
-        raise DimseError(
-            "the data set nests too deep to be read", status=CANNOT_UNDERSTAND
-        ) from None
+        raise DimseError("the data set nests too deep to be read", status=UNREADABLE) from None
     except Exception as exc:  # pydicom raises many kinds; none may reach the peer's handler
-        raise DimseError(f"the data set cannot be read: {exc}", status=CANNOT_UNDERSTAND) from None
+        raise DimseError(f"the data set cannot be read: {exc}", status=UNREADABLE) from None
     return dataset

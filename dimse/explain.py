@@ -9,8 +9,9 @@ One line a message, sent or received:
     Storage), status B000H (Warning: Coercion of Data Elements); ...
 
 `describe_message` makes it from a command set (`dimse.commands`) and a `Tally` of
-how the message was cut into P-DATA-TF PDUs and PDVs (PS3.8 9.3.5, Annex E); the
-status is named by `dimse.status`, the UIDs by pydicom (`uid_name`).
+how the message was cut into P-DATA-TF PDUs and PDVs (PS3.8 9.3.5, Annex E; their
+headers read by `dul.pdata`); the status is named by `dimse.status`, the UIDs by
+pydicom (`uid_name`).
 
 `uid_name` is pydicom's dictionary, imported at its first call (so only when a debug
 line or a dump explanation is written: `dicomscu --echo` without -D never imports
@@ -27,20 +28,21 @@ from __future__ import annotations
 
 import functools
 import re
-import struct
 from collections.abc import Mapping, Sequence
 
 from dimse.commands import Value, decode_command
 from dimse.errors import DimseError
-from dimse.messages import MESSAGE_TYPES, CommandField
+from dimse.message_base import CommandField
+from dimse.messages import MESSAGE_TYPES
 from dimse.models import MODALITY_WORKLIST_FIND
 from dimse.status import Service, Status
-from dul.explain import RECEIVED, Record, UidName, run
-from dul.items import Buffer
-from dul.pdu import HEADER, P_DATA_TF, Pdu
+from dul.dump import RECEIVED, Record, run
+from dul.explain import UidName
+from dul.fields import Buffer
+from dul.pdata import COMMAND, pdv_headers
+from dul.pdu import P_DATA_TF, Pdu
 
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
-_PDV_HEADER = struct.Struct(">IBB")
 
 
 @functools.lru_cache(maxsize=512)
@@ -84,54 +86,10 @@ class Tally:
     def add_unit(self, unit: bytes | bytearray | list[Buffer]) -> None:
         """Count what one write carried: a whole P-DATA-TF, or a run of them given
         as buffers (`dimse.fragments.stream_runs`), read by their headers only."""
-        reader = _Reader([unit] if not isinstance(unit, list) else unit)
-        while (head := reader.read(HEADER.size)) is not None:
-            _, _, remaining = HEADER.unpack(head)
+        for pdvs in pdv_headers([unit] if not isinstance(unit, list) else unit):
             self.pdus += 1
-            while remaining >= _PDV_HEADER.size:
-                item = reader.read(_PDV_HEADER.size)
-                if item is None:
-                    return
-                length, _, control = _PDV_HEADER.unpack(item)
-                self.add_pdv(bool(control & 1), max(0, length - 2))
-                reader.skip(length - 2)
-                remaining -= 4 + length
-            if remaining > 0:
-                reader.skip(remaining)
-
-
-class _Reader:
-    """Reads headers from a list of buffers taken end to end, and skips the rest."""
-
-    def __init__(self, buffers: Sequence[Buffer]) -> None:
-        self.views = [memoryview(b).cast("B") for b in buffers if len(b)]
-        self.index = 0
-        self.offset = 0
-
-    def read(self, count: int) -> bytes | None:
-        parts: list[bytes] = []
-        needed = count
-        while needed:
-            if self.index >= len(self.views):
-                return None
-            view = self.views[self.index]
-            take = min(needed, len(view) - self.offset)
-            parts.append(bytes(view[self.offset : self.offset + take]))
-            needed -= take
-            self._advance(take)
-        return b"".join(parts)
-
-    def skip(self, count: int) -> None:
-        while count > 0 and self.index < len(self.views):
-            take = min(count, len(self.views[self.index]) - self.offset)
-            count -= take
-            self._advance(take)
-
-    def _advance(self, count: int) -> None:
-        self.offset += count
-        if self.offset == len(self.views[self.index]):
-            self.index += 1
-            self.offset = 0
+            for control, length in pdvs:
+                self.add_pdv(bool(control & COMMAND), length)
 
 
 def _service(field: int, sop_class: Value | None) -> Service | None:
@@ -230,7 +188,7 @@ def describe_message(
 
 
 class DumpMessages:
-    """For `dul.explain.explain_dump`: after each P-DATA-TF of a dump, the DIMSE
+    """For `dul.dump.explain_dump`: after each P-DATA-TF of a dump, the DIMSE
     messages it completes, one line each (a message per association and direction
     at a time, as PS3.7 6.3.1 has them: fragments of two messages never mix)."""
 

@@ -15,14 +15,15 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from dimse.commands import Command
 from dimse.engine import Engine
-from dimse.fragments import ReceivedMessage
-from dimse.messages import C_STORE_RQ, C_STORE_RSP, CommandField
+from dimse.message_base import CommandField
+from dimse.messages import C_STORE_RQ, C_STORE_RSP
+from dimse.reassembly import ReceivedMessage, Sink
 from dimse.received import fit
 from dimse.results import ReceivedInstance
+from dimse.status import StoreStatus
 from dimse.storage import InstanceWriter, InvalidInstance, PendingInstance
 from dul.errors import AssociationAborted
 
@@ -67,25 +68,24 @@ class GetStore:
 
     def _store(self, received: ReceivedMessage, request: C_STORE_RQ) -> None:
         context = self.engine.contexts[received.context_id]
-        status = 0x0000
+        status = StoreStatus.SUCCESS
         comment: str | None = None
         path: Path | None = None
         data = received.data_set
-        handed_back: object = data  # our sink, when the data set was streamed to disk
         uid = request.affected_sop_instance_uid
         try:
             if received.error is not None:
                 raise received.error  # the sink failed as the data came: said below
-            elif isinstance(handed_back, PendingInstance):
-                path = handed_back.commit()
+            elif isinstance(received.sink, PendingInstance):  # streamed to disk
+                path = received.sink.commit()
             elif data is not None and self.writer is not None and context.transfer_syntax:
                 path = self.writer.write(
                     request.affected_sop_class_uid, uid, context.transfer_syntax, data
                 )
             elif data is None:
-                status = 0xA900
+                status = StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS
             else:
-                status = 0x0124  # not asked for: no C-GET of ours is running
+                status = StoreStatus.NOT_AUTHORIZED  # not asked for: no C-GET of ours is running
         except InvalidInstance as exc:  # checked before acknowledging: refused, not kept
             log.error("C-GET: instance %s refused: %s", uid, exc.refusal.reason)
             self.refused.append((uid, exc.refusal.reason))
@@ -94,8 +94,8 @@ class GetStore:
             why = f"could not be written: {exc.strerror or exc}"
             log.error("C-GET: instance %s %s", uid, why)
             self.refused.append((uid, why))
-            status, comment = 0xA700, fit(why)
-        if status == 0:
+            status, comment = StoreStatus.OUT_OF_RESOURCES, fit(why)
+        if status == StoreStatus.SUCCESS:
             self.received.append(
                 ReceivedInstance(
                     request.affected_sop_class_uid, uid, context.transfer_syntax or "", path
@@ -119,7 +119,7 @@ class _Opener:
         self.writer = store.writer
         self.contexts = store.engine.contexts
 
-    def __call__(self, context_id: int, command: Command) -> BinaryIO | None:
+    def __call__(self, context_id: int, command: Command) -> Sink | None:
         if command.command_field != CommandField.C_STORE_RQ:
             return None  # a response's identifier: kept in memory as usual
         context = self.contexts.get(context_id)
@@ -127,4 +127,4 @@ class _Opener:
             return None
         sop_class = str(command.get("AffectedSOPClassUID", ""))
         sop_instance = str(command.get("AffectedSOPInstanceUID", ""))
-        return self.writer.open(sop_class, sop_instance, context.transfer_syntax)  # type: ignore[return-value]
+        return self.writer.open(sop_class, sop_instance, context.transfer_syntax)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from dimse.datasets import UNCOMPRESSED
 from dimse.messages import C_FIND_RQ, C_GET_RQ, C_MOVE_RQ, C_STORE_RQ
 from dimse.models import MODELS, VERIFICATION
-from dimse.status import EchoStatus, StoreStatus
+from dimse.status import EchoStatus, FindStatus, General, StoreStatus
 from dimse.storage_classes import STORAGE_SOP_CLASSES
 from dimse.transfer.syntaxes import KNOWN
 from dul.negotiation import AcceptorPolicy, RequestorsChoice, negotiate
@@ -48,8 +48,9 @@ class Caller:
 
 
 class StoreSink:
-    """Where a handler writes a C-STORE data set as it arrives (a file-like object
-    with write/flush/close) and how it finishes: `commit() -> status`."""
+    """Where a handler writes a C-STORE data set as it arrives (a
+    `dimse.reassembly.Sink`: write, flush, close) and how it finishes:
+    `commit() -> status`."""
 
     def write(self, data: ReadableBuffer) -> int:  # pragma: no cover - interface
         raise NotImplementedError
@@ -107,13 +108,13 @@ class Handlers:
 
     def find(self, caller: Caller, request: C_FIND_RQ, identifier: Dataset) -> Iterator[Dataset]:
         """Yield the matches. Raise `HandlerStatus` to answer with a failure."""
-        raise HandlerStatus(StoreStatus.SOP_CLASS_NOT_SUPPORTED)
+        raise HandlerStatus(FindStatus.SOP_CLASS_NOT_SUPPORTED)
 
     def retrieve(
         self, caller: Caller, request: C_MOVE_RQ | C_GET_RQ, identifier: Dataset
     ) -> list[Path]:
         """The files a C-MOVE or C-GET sends."""
-        raise HandlerStatus(StoreStatus.SOP_CLASS_NOT_SUPPORTED)
+        raise HandlerStatus(General.SOP_CLASS_NOT_SUPPORTED)  # 0122H in both
 
     def destination(self, caller: Caller, ae_title: str) -> tuple[str, int] | None:
         """Host and port of a C-MOVE destination, from configuration only."""

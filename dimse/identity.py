@@ -42,8 +42,8 @@ import secrets
 from collections.abc import Mapping
 from enum import IntEnum
 
-from dul.items import UserIdentityRQSubItem
 from dul.negotiation import IdentityCheck
+from dul.user_information import UserIdentityRQSubItem
 
 log = logging.getLogger("dimse.identity")
 

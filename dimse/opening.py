@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 
 from dimse.scu import check_ae
 from dul.errors import AssociationAborted, AssociationError, ConnectionFailed, DulTimeout
-from dul.items import UserIdentityRQSubItem
 from dul.negotiation import ProposedContext, build_request
 from dul.pdu import A_ASSOCIATE_RQ
+from dul.user_information import UserIdentityRQSubItem
 
 
 def association_request(

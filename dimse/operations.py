@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from dimse.fragments import ReceivedMessage
-from dimse.messages import Response
+from dimse.message_base import Response
+from dimse.reassembly import ReceivedMessage
 
 
 class Operation:

@@ -21,9 +21,9 @@ from pathlib import Path
 from dimse.explain import Tally, describe_message
 from dimse.files import Part10Info
 from dimse.fragments import fragment_message, stream_runs
-from dimse.messages import DimseMessage
+from dimse.message_base import DimseMessage
 from dimse.transfer.convert import Converted, convert, needs_conversion
-from dul.items import Buffer
+from dul.fields import Buffer
 from dul.negotiation import NegotiatedContext
 
 log = logging.getLogger("dimse")
@@ -66,10 +66,12 @@ class Outgoing:
         if self.progress is not None:
             self.progress(len(unit) if not isinstance(unit, list) else sum(map(len, unit)))
 
-    def finished(self) -> None:
+    def finished(self, name: str) -> None:
+        """The message has gone: its debug line, prefixed with the association's `name`."""
         if self.tally is not None and self.message is not None:
             command = self.message.to_command()
-            log.debug("%s", describe_message("sent", command, self.context_id, self.tally))
+            text = describe_message("sent", command, self.context_id, self.tally)
+            log.debug("%s: %s", name, text)
 
     def close(self) -> None:
         self._first = None
@@ -97,7 +99,9 @@ def message_units(
     encoded (the pending responses of a C-FIND share one)."""
     message = message.with_data_set(data_set is not None)
     encoded = message.encode() if command is None else command
-    return Outgoing(iter(fragment_message(context_id, encoded, data_set, max_pdu)), context_id, message)
+    return Outgoing(
+        iter(fragment_message(context_id, encoded, data_set, max_pdu)), context_id, message
+    )
 
 
 def prepare_instance(

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dimse.engine import Engine
-from dimse.fragments import DEFAULT_MAX_IDENTIFIER
 from dimse.handlers import Handlers
+from dimse.reassembly import DEFAULT_MAX_IDENTIFIER
 from dimse.serve import Settings
 from dimse.transfer.convert import Decompress
 from dul.connection import Connection, Timeouts

@@ -28,7 +28,7 @@ from pathlib import Path
 from dimse.datasets import inflate
 from dimse.errors import DimseError
 from dimse.files import mapped
-from dimse.status import StatusCode
+from dimse.status import StoreStatus
 from dimse.transfer.syntaxes import lookup, name_of
 from dimse.transfer.walk import MalformedDataSet, tag_text, walk
 
@@ -38,7 +38,7 @@ COMMENT_LENGTH = 64
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    status: int
+    status: StoreStatus
     reason: str  # for the log: whole
     comment: str  # for the peer: 64 characters at most
 
@@ -56,7 +56,7 @@ def check_data_set(
     syntax = lookup(transfer_syntax)
     if syntax is None:
         why = f"transfer syntax {transfer_syntax} is not one we can check"
-        return Refusal(StatusCode.CANNOT_UNDERSTAND, why, fit(why))
+        return Refusal(StoreStatus.CANNOT_UNDERSTAND, why, fit(why))
     try:
         if syntax.deflated:
             data = inflate(bytes(data))
@@ -65,7 +65,7 @@ def check_data_set(
         reason = f"the data set cannot be read as {name_of(transfer_syntax)}: {exc}"
         where = getattr(exc, "where", "")
         comment = f"{where.split(' ')[0]} {getattr(exc, 'why', exc)}" if where else str(exc)
-        return Refusal(StatusCode.CANNOT_UNDERSTAND, reason, fit(comment))
+        return Refusal(StoreStatus.CANNOT_UNDERSTAND, reason, fit(comment))
     for label, tag, found, expected in (
         ("SOP Class UID", 0x00080016, shape.sop_class_uid, sop_class.strip("\x00 ")),
         ("SOP Instance UID", 0x00080018, shape.sop_instance_uid, sop_instance.strip("\x00 ")),
@@ -76,7 +76,7 @@ def check_data_set(
                 f"the command's Affected {label} {expected!r}"
             )
             comment = f"{tag_text(tag)} {label} is not the command's"
-            return Refusal(StatusCode.DATA_SET_DOES_NOT_MATCH_SOP_CLASS, reason, comment)
+            return Refusal(StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS, reason, comment)
     return None
 
 
@@ -89,4 +89,4 @@ def check_file_data_set(
             return check_data_set(data, transfer_syntax, sop_class, sop_instance)
     except OSError as exc:
         why = f"the received data cannot be read back: {exc.strerror or exc}"
-        return Refusal(StatusCode.PROCESSING_FAILURE, why, fit(why))
+        return Refusal(StoreStatus.PROCESSING_FAILURE, why, fit(why))

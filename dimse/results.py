@@ -1,6 +1,6 @@
 """What the service operations return: results that carry a status, not exceptions.
 
-A DIMSE failure status is an answer, not an error (DESIGN.md, Errors): the caller
+A DIMSE failure status is an answer, not an error (docs/design.md, Errors): the caller
 reads `status.category` and `status.name`.
 """
 

@@ -26,8 +26,8 @@ from dimse.effects import Abandoned, Emit, Flow, Wait
 from dimse.engine import Engine
 from dimse.errors import DimseError
 from dimse.files import Part10Info
-from dimse.fragments import ReceivedMessage
 from dimse.get_store import GetStore
+from dimse.message_base import Priority, Response
 from dimse.messages import (
     C_ECHO_RQ,
     C_ECHO_RSP,
@@ -37,12 +37,11 @@ from dimse.messages import (
     C_GET_RSP,
     C_MOVE_RQ,
     C_MOVE_RSP,
-    Priority,
-    Response,
 )
 from dimse.models import MODELS, VERIFICATION, Root
 from dimse.operations import Operation
 from dimse.outgoing import message_units
+from dimse.reassembly import ReceivedMessage
 from dimse.results import FindResponse, ReceivedInstance, RetrieveResponse, StoreResult
 from dimse.scu_store import NoPresentationContext as NoPresentationContext
 from dimse.status import Status

@@ -20,7 +20,8 @@ from dimse.effects import Emit, Flow, Wait
 from dimse.engine import Engine
 from dimse.file_check import check_file
 from dimse.files import Part10Info
-from dimse.messages import C_STORE_RQ, C_STORE_RSP, Priority
+from dimse.message_base import Priority
+from dimse.messages import C_STORE_RQ, C_STORE_RSP
 from dimse.operations import Operation
 from dimse.outgoing import message_units, prepare_instance
 from dimse.results import StoreResult

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from dimse.commands import Command
 from dimse.datasets import decode_dataset, encode_dataset
 from dimse.effects import END, Call, Flow, Next, Poll, Wait
 from dimse.engine import Engine
 from dimse.errors import DimseError
-from dimse.fragments import ReceivedMessage
 from dimse.handlers import Caller, Handlers, HandlerStatus, StoreSink
+from dimse.message_base import CommandField, DimseMessage, Request
 from dimse.messages import (
     C_ECHO_RQ,
     C_ECHO_RSP,
@@ -31,13 +31,11 @@ from dimse.messages import (
     C_MOVE_RQ,
     C_STORE_RQ,
     C_STORE_RSP,
-    CommandField,
-    DimseMessage,
-    Request,
     message_from_command,
 )
+from dimse.reassembly import ReceivedMessage, Sink
 from dimse.received import fit
-from dimse.status import EchoStatus, FindStatus, StoreStatus
+from dimse.status import FindStatus, General, StoreStatus
 from dimse.transfer.convert import Decompress
 from dul.connection import Timeouts
 from dul.errors import AssociationError, AssociationReleased
@@ -73,11 +71,12 @@ class Settings:
 
 
 def hook_status(exc: BaseException) -> tuple[int, str | None]:
-    """The status for a hook that raised: its own (`HandlerStatus`), or 0110H."""
+    """The status for a hook that raised: its own (`HandlerStatus`), or 0110H, a
+    failure whatever the service (PS3.7 C.5)."""
     if isinstance(exc, HandlerStatus):
         return exc.status, exc.comment
     log.error("handler failed", exc_info=exc)
-    return StoreStatus.PROCESSING_FAILURE, None
+    return General.PROCESSING_FAILURE, None
 
 
 class Session:
@@ -96,7 +95,7 @@ class Session:
     def syntax(self, context_id: int) -> str:
         return self.engine.contexts[context_id].transfer_syntax or ""
 
-    def open_sink(self, context_id: int, command: Command) -> BinaryIO | None:
+    def open_sink(self, context_id: int, command: Command) -> Sink | None:
         if command.command_field != CommandField.C_STORE_RQ:
             return None  # only C-STORE data sets are streamed
         try:
@@ -106,7 +105,7 @@ class Session:
         if not isinstance(request, C_STORE_RQ):
             return None
         self._decoded = (command, request)
-        return self.handlers.open_store(self.caller, request, self.syntax(context_id))  # type: ignore[return-value]
+        return self.handlers.open_store(self.caller, request, self.syntax(context_id))
 
     def run(self) -> Flow[None]:
         """Serve requests until the association ends."""
@@ -162,7 +161,7 @@ class Session:
                 received.context_id,
                 request.COMMAND_FIELD,
                 request.message_id,
-                EchoStatus.UNRECOGNIZED_OPERATION,
+                General.UNRECOGNIZED_OPERATION,
                 None,
             )
 
@@ -189,7 +188,6 @@ class Session:
 
     def store(self, request: C_STORE_RQ, received: ReceivedMessage) -> Flow[None]:
         data = received.data_set
-        handed_back: object = data  # a data set streamed into a handler's sink
         status: int
         comment: str | None = None
         if received.error is not None:
@@ -197,8 +195,8 @@ class Session:
             log.error("storing %s failed: %s", request.affected_sop_instance_uid, why)
             yield Call(self.handlers.store_failed, (self.caller, request, why))
             status, comment = StoreStatus.OUT_OF_RESOURCES, why
-        elif isinstance(handed_back, StoreSink):
-            status, comment = yield from self.call(handed_back.commit)
+        elif isinstance(received.sink, StoreSink):  # streamed into the handler's sink
+            status, comment = yield from self.call(received.sink.commit)
         elif data is None:
             status = StoreStatus.CANNOT_UNDERSTAND
             comment = "the C-STORE-RQ came without a data set"
@@ -221,31 +219,32 @@ class Session:
                 status=status,
                 affected_sop_class_uid=request.affected_sop_class_uid,
                 affected_sop_instance_uid=request.affected_sop_instance_uid,
-                error_comment=fit(comment) if comment and status != 0 else None,
+                error_comment=fit(comment) if comment and status != StoreStatus.SUCCESS else None,
             ),
         )
 
     # -- C-FIND -----------------------------------------------------------------------
 
-    def identifier(self, received: ReceivedMessage, too_long_status: int) -> Dataset:
-        """The request's identifier; `HandlerStatus` saying why when there is none to read."""
+    def identifier(
+        self, received: ReceivedMessage, out_of_resources: int, unable_to_process: int
+    ) -> Dataset:
+        """The request's identifier; `HandlerStatus` saying why when there is none to
+        read, with the service's codes for "out of resources" and "unable to process"."""
         if received.too_long:  # ROBUSTNESS 49: read and dropped past the limit
             limit = self.settings.max_identifier
-            raise HandlerStatus(too_long_status, fit(f"identifier over the {limit} bytes allowed"))
+            raise HandlerStatus(out_of_resources, fit(f"identifier over the {limit} bytes allowed"))
         if received.error is not None:  # it could not be kept (ROBUSTNESS 49)
             why = received.error.strerror or str(received.error)
-            raise HandlerStatus(
-                FindStatus.OUT_OF_RESOURCES, fit(f"the identifier could not be kept: {why}")
-            )
+            raise HandlerStatus(out_of_resources, fit(f"the identifier could not be kept: {why}"))
         data = received.data_set
         if data is None:
-            raise HandlerStatus(FindStatus.UNABLE_TO_PROCESS, "the request has no identifier")
+            raise HandlerStatus(unable_to_process, "the request has no identifier")
         if not isinstance(data, bytes):
             data = data.read()
         try:
             return decode_dataset(data, self.syntax(received.context_id))
         except DimseError as exc:
-            raise HandlerStatus(FindStatus.UNABLE_TO_PROCESS, str(exc)[:64]) from exc
+            raise HandlerStatus(unable_to_process, str(exc)[:64]) from exc
 
     def find(self, request: C_FIND_RQ, received: ReceivedMessage) -> Flow[None]:
         context_id = received.context_id
@@ -276,7 +275,9 @@ class Session:
         syntax = self.syntax(context_id)
         count = 0
         try:
-            identifier = self.identifier(received, FindStatus.OUT_OF_RESOURCES)
+            identifier = self.identifier(
+                received, FindStatus.OUT_OF_RESOURCES, FindStatus.UNABLE_TO_PROCESS
+            )
             matches = yield Call(self.handlers.find, (self.caller, request, identifier))
             try:
                 while True:
@@ -331,5 +332,5 @@ class _SinkOpener:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def __call__(self, context_id: int, command: Command) -> BinaryIO | None:
+    def __call__(self, context_id: int, command: Command) -> Sink | None:
         return self.session.open_sink(context_id, command)

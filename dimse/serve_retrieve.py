@@ -19,11 +19,11 @@ from dimse.effects import Call, Connect, Flow, Poll, Wait
 from dimse.engine import Engine
 from dimse.file_check import check_file
 from dimse.files import NotDicomFile, Part10Info, read_part10_info
-from dimse.fragments import ReceivedMessage
 from dimse.handlers import HandlerStatus
 from dimse.messages import C_GET_RQ, C_GET_RSP, C_MOVE_RQ, C_MOVE_RSP, C_STORE_RSP
 from dimse.outgoing import prepare_instance
 from dimse.proposals import plan_store
+from dimse.reassembly import ReceivedMessage
 from dimse.received import fit
 from dimse.scu import Requestor
 from dimse.scu_store import NoPresentationContext, store_context, store_request
@@ -52,7 +52,9 @@ class _Counts:
     reasons: list[str] = field(default_factory=list)  # in brief, for the Error Comment
 
 
-def retrieve(session: Session, request: C_MOVE_RQ | C_GET_RQ, received: ReceivedMessage) -> Flow[None]:
+def retrieve(
+    session: Session, request: C_MOVE_RQ | C_GET_RQ, received: ReceivedMessage
+) -> Flow[None]:
     """Serve one C-MOVE-RQ or C-GET-RQ to its final response."""
     engine = session.engine
     context_id = received.context_id
@@ -97,7 +99,9 @@ def retrieve(session: Session, request: C_MOVE_RQ | C_GET_RQ, received: Received
 
     caller = session.caller
     try:
-        identifier = session.identifier(received, codes.OUT_OF_RESOURCES_MATCHES)
+        identifier = session.identifier(
+            received, codes.OUT_OF_RESOURCES_MATCHES, codes.UNABLE_TO_PROCESS
+        )
         files = yield Call(session.handlers.retrieve, (caller, request, identifier))
         infos = []
         for path in files:
@@ -108,7 +112,9 @@ def retrieve(session: Session, request: C_MOVE_RQ | C_GET_RQ, received: Received
         counts.remaining = len(infos)
         if move:
             assert isinstance(request, C_MOVE_RQ)
-            address = yield Call(session.handlers.destination, (caller, request.move_destination.strip()))
+            address = yield Call(
+                session.handlers.destination, (caller, request.move_destination.strip())
+            )
             if address is None:
                 raise HandlerStatus(
                     MoveStatus.MOVE_DESTINATION_UNKNOWN,
@@ -134,7 +140,11 @@ def retrieve(session: Session, request: C_MOVE_RQ | C_GET_RQ, received: Received
                 elif category is Category.WARNING:
                     counts.warning += 1
                 else:
-                    fail(info.sop_instance_uid, reason or f"the destination answered {status:04X}H", brief)
+                    fail(
+                        info.sop_instance_uid,
+                        reason or f"the destination answered {status:04X}H",
+                        brief,
+                    )
                 if engine.over:
                     return  # the requestor went: nobody to answer
                 if counts.remaining:
@@ -190,7 +200,11 @@ class _MoveSender(_Sender):
     (`dimse.proposals.plan_store`)."""
 
     def __init__(
-        self, session: Session, address: tuple[str, int], request: C_MOVE_RQ, infos: list[Part10Info]
+        self,
+        session: Session,
+        address: tuple[str, int],
+        request: C_MOVE_RQ,
+        infos: list[Part10Info],
     ) -> None:
         self.session = session
         self.address = address
@@ -245,7 +259,11 @@ class _MoveSender(_Sender):
             log.warning("move sub-operation failed: %s", exc)
             yield from self.close()
             self.unreachable = f"the association to the destination ended: {exc}"
-            return MoveStatus.OUT_OF_RESOURCES_SUB_OPERATIONS, self.unreachable, "the destination aborted"
+            return (
+                MoveStatus.OUT_OF_RESOURCES_SUB_OPERATIONS,
+                self.unreachable,
+                "the destination aborted",
+            )
         status = result.status
         if status.is_success:
             return status.code, "", ""
@@ -276,7 +294,12 @@ class _GetSender(_Sender):
         settings = self.session.settings
         try:
             context = store_context(
-                engine, info.sop_class_uid, info.transfer_syntax, info.encoding, settings.decompress, scp=True
+                engine,
+                info.sop_class_uid,
+                info.transfer_syntax,
+                info.encoding,
+                settings.decompress,
+                scp=True,
             )
         except Unconvertible as exc:
             return GetStatus.SOP_CLASS_NOT_SUPPORTED, str(exc), exc.brief
@@ -289,7 +312,9 @@ class _GetSender(_Sender):
         message_id = engine.next_message_id()
         request = store_request(message_id, info.sop_class_uid, info.sop_instance_uid, 0)
         try:
-            outgoing = prepare_instance(context, request, info, engine.max_pdu, spool_dir=settings.spool_dir)
+            outgoing = prepare_instance(
+                context, request, info, engine.max_pdu, spool_dir=settings.spool_dir
+            )
         except Unconvertible as exc:
             return StoreStatus.PROCESSING_FAILURE, str(exc), exc.brief
         operation = engine.request(C_STORE_RSP, message_id, outgoing)
@@ -312,4 +337,3 @@ def _meta_uid(path: Path) -> str:
         return read_part10_info(path).sop_instance_uid
     except NotDicomFile:
         return ""
-

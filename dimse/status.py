@@ -53,19 +53,17 @@ class Service(Enum):
     WORKLIST = "Worklist C-FIND"
 
 
-class StatusCode(IntEnum):
-    """Codes that the service classes send by name. Values are plain `int`s on the wire.
-
-    Service-specific codes that mean different things in different services carry the
-    name of the service they belong to.
-    """
+class General(IntEnum):
+    """The codes whose meaning is the same in every service (PS3.7 Annex C): a service
+    uses those its PS3.4 table or PS3.7 9.1 / 10.1 lists. A service's own enum below
+    repeats the ones it sends, under the same name."""
 
     SUCCESS = 0x0000
-    # PS3.7 C.4: general warnings
+    # PS3.7 C.4: warnings
     OPTIONAL_ATTRIBUTES_NOT_SUPPORTED = 0x0001
     ATTRIBUTE_LIST_ERROR = 0x0107
     ATTRIBUTE_VALUE_OUT_OF_RANGE = 0x0116
-    # PS3.7 C.5: general failures
+    # PS3.7 C.5: failures
     NO_SUCH_ATTRIBUTE = 0x0105
     INVALID_ATTRIBUTE_VALUE = 0x0106
     PROCESSING_FAILURE = 0x0110
@@ -86,17 +84,7 @@ class StatusCode(IntEnum):
     UNRECOGNIZED_OPERATION = 0x0211
     MISTYPED_ARGUMENT = 0x0212
     RESOURCE_LIMITATION = 0x0213
-    # PS3.4: service-specific
-    OUT_OF_RESOURCES = 0xA700
-    OUT_OF_RESOURCES_MATCHES = 0xA701
-    OUT_OF_RESOURCES_SUB_OPERATIONS = 0xA702
-    MOVE_DESTINATION_UNKNOWN = 0xA801
-    DATA_SET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
-    CANNOT_UNDERSTAND = 0xC000
-    STORE_COERCION_OF_DATA_ELEMENTS = 0xB000
-    STORE_ELEMENTS_DISCARDED = 0xB006
-    STORE_DATA_SET_DOES_NOT_MATCH_SOP_CLASS = 0xB007
-    SUB_OPERATIONS_FAILURES_OR_WARNINGS = 0xB000
+    # PS3.7 C.3 and C.2: cancel, pending
     CANCEL = 0xFE00
     PENDING = 0xFF00
     PENDING_OPTIONAL_KEYS_NOT_SUPPORTED = 0xFF01
@@ -173,29 +161,43 @@ class GetStatus(IntEnum):
     SOP_CLASS_NOT_SUPPORTED = 0x0122
 
 
+#: C000H, for a message or a data set that cannot be read where the service does not
+#: say otherwise: the first code of C-STORE's "Cannot understand" (PS3.4 B.2.3) and
+#: of "Unable to process" of C-FIND, C-GET and C-MOVE (C.4); a failure in every
+#: service by PS3.7 C's classes.
+UNREADABLE = StoreStatus.CANNOT_UNDERSTAND
+
+#: The codes of the status classes that PS3.7 Annex C lists one by one.
+_PENDING = frozenset({General.PENDING, General.PENDING_OPTIONAL_KEYS_NOT_SUPPORTED})
+_WARNINGS = frozenset(
+    {
+        General.OPTIONAL_ATTRIBUTES_NOT_SUPPORTED,
+        General.ATTRIBUTE_LIST_ERROR,
+        General.ATTRIBUTE_VALUE_OUT_OF_RANGE,
+    }
+)
+_SINGLE_CODES = frozenset({General.SUCCESS, General.CANCEL, *_PENDING, *_WARNINGS})
+
+
 def status_category(code: int) -> Category:
     """The status class of `code` by the table of PS3.7 Annex C.
 
     Codes the table does not list (e.g. 1234H, D000H, FF02H) are FAILURE.
     """
-    if code == 0x0000:
+    if code == General.SUCCESS:
         return Category.SUCCESS
-    if code == 0xFF00 or code == 0xFF01:
+    if code in _PENDING:
         return Category.PENDING
-    if code == 0xFE00:
+    if code == General.CANCEL:
         return Category.CANCEL
-    if code == 0x0001 or code == 0x0107 or code == 0x0116 or 0xB000 <= code <= 0xBFFF:
+    if code in _WARNINGS or 0xB000 <= code <= 0xBFFF:
         return Category.WARNING
     return Category.FAILURE
 
 
 def is_valid_status(code: int) -> bool:
     """Whether `code` is one of the values PS3.7 Annex C allows at all."""
-    return (
-        code in (0x0000, 0x0001, 0xFE00, 0xFF00, 0xFF01)
-        or 0x0100 <= code <= 0x02FF
-        or 0xA000 <= code <= 0xCFFF
-    )
+    return code in _SINGLE_CODES or 0x0100 <= code <= 0x02FF or 0xA000 <= code <= 0xCFFF
 
 
 # --------------------------------------------------------------------------------------
@@ -204,67 +206,78 @@ def is_valid_status(code: int) -> bool:
 
 #: PS3.7 Annex C: the codes whose meaning is the same in every service.
 _GENERAL: dict[int, str] = {
-    0x0000: "Success",
-    0x0001: "Requested optional Attributes are not supported",
-    0x0105: "No such Attribute",
-    0x0106: "Invalid Attribute Value",
-    0x0107: "Attribute list error",
-    0x0110: "Processing failure",
-    0x0111: "Duplicate SOP Instance",
-    0x0112: "No such SOP Instance",
-    0x0113: "No such event type",
-    0x0114: "No such argument",
-    0x0115: "Invalid argument value",
-    0x0116: "Attribute Value out of range",
-    0x0117: "Invalid SOP Instance",
-    0x0118: "No such SOP Class",
-    0x0119: "Class-Instance conflict",
-    0x0120: "Missing Attribute",
-    0x0121: "Missing Attribute Value",
-    0x0122: "Refused: SOP Class not supported",
-    0x0123: "No such action",
-    0x0124: "Refused: Not Authorized",
-    0x0210: "Duplicate invocation",
-    0x0211: "Unrecognized Operation",
-    0x0212: "Mistyped argument",
-    0x0213: "Resource limitation",
-    0xFE00: "Cancel",
-    0xFF00: "Pending",
-    0xFF01: "Pending: one or more Optional Keys were not supported",
+    General.SUCCESS: "Success",
+    General.OPTIONAL_ATTRIBUTES_NOT_SUPPORTED: "Requested optional Attributes are not supported",
+    General.NO_SUCH_ATTRIBUTE: "No such Attribute",
+    General.INVALID_ATTRIBUTE_VALUE: "Invalid Attribute Value",
+    General.ATTRIBUTE_LIST_ERROR: "Attribute list error",
+    General.PROCESSING_FAILURE: "Processing failure",
+    General.DUPLICATE_SOP_INSTANCE: "Duplicate SOP Instance",
+    General.NO_SUCH_SOP_INSTANCE: "No such SOP Instance",
+    General.NO_SUCH_EVENT_TYPE: "No such event type",
+    General.NO_SUCH_ARGUMENT: "No such argument",
+    General.INVALID_ARGUMENT_VALUE: "Invalid argument value",
+    General.ATTRIBUTE_VALUE_OUT_OF_RANGE: "Attribute Value out of range",
+    General.INVALID_SOP_INSTANCE: "Invalid SOP Instance",
+    General.NO_SUCH_SOP_CLASS: "No such SOP Class",
+    General.CLASS_INSTANCE_CONFLICT: "Class-Instance conflict",
+    General.MISSING_ATTRIBUTE: "Missing Attribute",
+    General.MISSING_ATTRIBUTE_VALUE: "Missing Attribute Value",
+    General.SOP_CLASS_NOT_SUPPORTED: "Refused: SOP Class not supported",
+    General.NO_SUCH_ACTION: "No such action",
+    General.NOT_AUTHORIZED: "Refused: Not Authorized",
+    General.DUPLICATE_INVOCATION: "Duplicate invocation",
+    General.UNRECOGNIZED_OPERATION: "Unrecognized Operation",
+    General.MISTYPED_ARGUMENT: "Mistyped argument",
+    General.RESOURCE_LIMITATION: "Resource limitation",
+    General.CANCEL: "Cancel",
+    General.PENDING: "Pending",
+    General.PENDING_OPTIONAL_KEYS_NOT_SUPPORTED: (
+        "Pending: one or more Optional Keys were not supported"
+    ),
 }
 
 _Range = tuple[int, int, str]
 _Table = tuple[dict[int, str], tuple[_Range, ...]]
 
+#: The ranges of PS3.4 Table B.2-1, from the first code of each (A7xx, A9xx, Cxxx).
+_STORE_RANGES: tuple[_Range, ...] = (
+    (StoreStatus.OUT_OF_RESOURCES, 0xA7FF, "Refused: Out of Resources"),
+    (
+        StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+        0xA9FF,
+        "Error: Data Set does not match SOP Class",
+    ),
+    (StoreStatus.CANNOT_UNDERSTAND, 0xCFFF, "Error: Cannot understand"),
+)
+
 #: PS3.4 Table B.2-1, C-STORE status.
 _C_STORE: _Table = (
     {
-        0xB000: "Coercion of Data Elements",
-        0xB006: "Elements Discarded",
-        0xB007: "Data Set does not match SOP Class",
+        StoreStatus.COERCION_OF_DATA_ELEMENTS: "Coercion of Data Elements",
+        StoreStatus.ELEMENTS_DISCARDED: "Elements Discarded",
+        StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS_WARNING: "Data Set does not match SOP Class",
     },
-    (
-        (0xA700, 0xA7FF, "Refused: Out of Resources"),
-        (0xA900, 0xA9FF, "Error: Data Set does not match SOP Class"),
-        (0xC000, 0xCFFF, "Error: Cannot understand"),
-    ),
+    _STORE_RANGES,
 )
 
-_MATCHING_FIND = {
-    0xA700: "Refused: Out of Resources",
-    0xA900: "Identifier does not match SOP Class",
-    0xFE00: "Matching terminated due to Cancel request",
-    0x0000: "Matching is complete - No final Identifier is supplied",
-    0xFF00: (
+_MATCHING_FIND: dict[int, str] = {
+    FindStatus.OUT_OF_RESOURCES: "Refused: Out of Resources",
+    FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS: "Identifier does not match SOP Class",
+    FindStatus.CANCEL: "Matching terminated due to Cancel request",
+    FindStatus.SUCCESS: "Matching is complete - No final Identifier is supplied",
+    FindStatus.PENDING: (
         "Matches are continuing - Current Match is supplied and any Optional Keys "
         "were supported in the same manner as Required Keys"
     ),
-    0xFF01: (
+    FindStatus.PENDING_OPTIONAL_KEYS_NOT_SUPPORTED: (
         "Matches are continuing - Warning that one or more Optional Keys were not "
         "supported for existence for this Identifier"
     ),
 }
-_UNABLE_TO_PROCESS: tuple[_Range, ...] = ((0xC000, 0xCFFF, "Unable to process"),)
+_UNABLE_TO_PROCESS: tuple[_Range, ...] = (
+    (FindStatus.UNABLE_TO_PROCESS, 0xCFFF, "Unable to process"),
+)
 
 #: PS3.4 Table C.4-1, C-FIND response status (Query/Retrieve).
 _C_FIND: _Table = (_MATCHING_FIND, _UNABLE_TO_PROCESS)
@@ -272,24 +285,39 @@ _C_FIND: _Table = (_MATCHING_FIND, _UNABLE_TO_PROCESS)
 #: PS3.4 Table K.4-1, Modality Worklist C-FIND response status.
 _WORKLIST: _Table = (_MATCHING_FIND, _UNABLE_TO_PROCESS)
 
-_RETRIEVE = {
-    0xA701: "Refused: Out of Resources - Unable to calculate number of matches",
-    0xA702: "Refused: Out of Resources - Unable to perform sub-operations",
-    0xA900: "Identifier does not match SOP Class",
-    0xFE00: "Sub-operations terminated due to Cancel Indication",
-    0xB000: "Sub-operations Complete - One or more Failures or Warnings",
-    0x0000: "Sub-operations Complete - No Failures",
-    0xFF00: "Sub-operations are continuing",
-}
+
+def _retrieve(codes: type[MoveStatus] | type[GetStatus]) -> dict[int, str]:
+    """The names that PS3.4 Tables C.4-2 (C-MOVE) and C.4-3 (C-GET) share."""
+    return {
+        codes.OUT_OF_RESOURCES_MATCHES: (
+            "Refused: Out of Resources - Unable to calculate number of matches"
+        ),
+        codes.OUT_OF_RESOURCES_SUB_OPERATIONS: (
+            "Refused: Out of Resources - Unable to perform sub-operations"
+        ),
+        codes.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS: "Identifier does not match SOP Class",
+        codes.CANCEL: "Sub-operations terminated due to Cancel Indication",
+        codes.SUB_OPERATIONS_FAILURES_OR_WARNINGS: (
+            "Sub-operations Complete - One or more Failures or Warnings"
+        ),
+        codes.SUCCESS: "Sub-operations Complete - No Failures",
+        codes.PENDING: "Sub-operations are continuing",
+    }
+
+
+_MOVE_DESTINATION_UNKNOWN = "Refused: Move Destination unknown"
 
 #: PS3.4 Table C.4-2, C-MOVE response status.
 _C_MOVE: _Table = (
-    {**_RETRIEVE, 0xA801: "Refused: Move Destination unknown"},
+    {
+        **_retrieve(MoveStatus),
+        MoveStatus.MOVE_DESTINATION_UNKNOWN: _MOVE_DESTINATION_UNKNOWN,
+    },
     _UNABLE_TO_PROCESS,
 )
 
 #: PS3.4 Table C.4-3, C-GET response status.
-_C_GET: _Table = (_RETRIEVE, _UNABLE_TO_PROCESS)
+_C_GET: _Table = (_retrieve(GetStatus), _UNABLE_TO_PROCESS)
 
 #: PS3.7 9.1.5: C-ECHO has only the general codes.
 _C_ECHO: _Table = ({}, ())
@@ -307,23 +335,22 @@ _SERVICES: dict[Service, _Table] = {
 #: both meanings where two services disagree.
 _ANY_SERVICE: _Table = (
     {
-        0xA700: "Refused: Out of Resources",
-        0xA701: _RETRIEVE[0xA701],
-        0xA702: _RETRIEVE[0xA702],
-        0xA801: "Refused: Move Destination unknown",
-        0xA900: "Error: Data Set does not match SOP Class",
-        0xB000: (
+        StoreStatus.OUT_OF_RESOURCES: "Refused: Out of Resources",
+        MoveStatus.OUT_OF_RESOURCES_MATCHES: _C_MOVE[0][MoveStatus.OUT_OF_RESOURCES_MATCHES],
+        MoveStatus.OUT_OF_RESOURCES_SUB_OPERATIONS: _C_MOVE[0][
+            MoveStatus.OUT_OF_RESOURCES_SUB_OPERATIONS
+        ],
+        MoveStatus.MOVE_DESTINATION_UNKNOWN: _MOVE_DESTINATION_UNKNOWN,
+        StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS: "Error: Data Set does not match SOP Class",
+        # B000H: the one code two services name differently (C-STORE vs C-GET, C-MOVE)
+        StoreStatus.COERCION_OF_DATA_ELEMENTS: (
             "Coercion of Data Elements (C-STORE); Sub-operations Complete - "
             "One or more Failures or Warnings (C-GET, C-MOVE)"
         ),
-        0xB006: "Elements Discarded",
-        0xB007: "Data Set does not match SOP Class",
+        StoreStatus.ELEMENTS_DISCARDED: "Elements Discarded",
+        StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS_WARNING: "Data Set does not match SOP Class",
     },
-    (
-        (0xA700, 0xA7FF, "Refused: Out of Resources"),
-        (0xA900, 0xA9FF, "Error: Data Set does not match SOP Class"),
-        (0xC000, 0xCFFF, "Error: Cannot understand"),
-    ),
+    _STORE_RANGES,
 )
 
 
@@ -389,7 +416,7 @@ class Status:
 
     @property
     def is_success(self) -> bool:
-        return self.code == 0x0000
+        return self.code == General.SUCCESS
 
     @property
     def is_pending(self) -> bool:

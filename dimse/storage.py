@@ -4,7 +4,7 @@ Each instance goes to a temporary file in the destination directory, is flushed
 and fsynced, renamed to its final name, and the directory is fsynced; only then may
 its C-STORE be answered with success. The final name comes from `dimse.naming`,
 never from raw text, so nothing is written outside the directory. A failed write
-(a full disk) removes the temporary file and is reported as 0xA700, Out of
+(a full disk) removes the temporary file and is reported as A700H, Out of
 Resources, by the caller.
 
 The instance is kept as received: a file meta group (PS3.10) in front of the data

@@ -16,7 +16,7 @@ log showed.
   and action that the association has not shown before; the machine logs them on the
   next line, indented: `Evt12: A-RELEASE-RQ PDU (received on open transport
   connection); AR-2: Issue A-RELEASE indication primitive; Sta8: ...`.
-- `read_dump`, `encode_record`, `explain_dump`: the PDU dump format (below).
+- `python -m dul.explain FILE`: a PDU dump in words (`dul.dump.explain_dump`).
 
 Names of UIDs. `dul` never imports pydicom, so the functions here take an optional
 `uid_name: Callable[[str], str]` (a UID in, its name out; "" or the UID itself when it
@@ -31,55 +31,18 @@ Web Token and the Server-response of the AC are never shown, not even their leng
 An item of unknown type is shown by its type and length only: its bytes could be a
 misplaced passcode.
 
-The PDU dump (`dicomscu --dump-pdus FILE`) is binary:
-
-    magic      15 bytes   b"DUL-PDU-DUMP 1\\n"
-    records, each:
-      kind          1 byte   b"A" an association starts (data: UTF-8 text, e.g.
-                             "requestor, peer 127.0.0.1:104"), b"S" a PDU we sent,
-                             b"R" a PDU we received, b"X" received bytes that never
-                             made a whole PDU (the connection ended in its middle),
-                             b"E" the association's connection closed (data: UTF-8,
-                             why, may be empty)
-      association   2 bytes  big endian: 1, 2, ... in the order they started
-      time          8 bytes  big-endian IEEE double: seconds since the dump began
-      length        4 bytes  big endian: the bytes of data that follow
-      data          `length` bytes: for S and R one whole PDU, header included
-
-A dump holds the PDUs as they went: a passcode sent in the A-ASSOCIATE-RQ is in it,
-readable by whoever can read the file (the explanation of it never prints it). It
-holds the associations `dul.drivers.sockets.request_association` opens (dicomscu's), not
-those a server accepts (the C-MOVE destination of `dicomscu --move --port-scp`).
+The PDU dump (`dicomscu --dump-pdus FILE`), its format and its words a record at a
+time, are `dul.dump`'s.
 """
 
 from __future__ import annotations
 
-import argparse
-import struct
-import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import BinaryIO, NamedTuple
+from collections.abc import Callable, Sequence
 
 from dul.errors import AbortReason, PduError
+from dul.fields import Buffer, RawItem, uid_text
 from dul.fsm import Action, Event, State
-from dul.items import (
-    ApplicationContextItem,
-    AsynchronousOperationsWindowSubItem,
-    Buffer,
-    ImplementationClassUIDSubItem,
-    ImplementationVersionNameSubItem,
-    MaximumLengthSubItem,
-    PresentationContextACItem,
-    PresentationContextRQItem,
-    RawItem,
-    RoleSelectionSubItem,
-    SOPClassCommonExtendedNegotiationSubItem,
-    SOPClassExtendedNegotiationSubItem,
-    UserIdentityACSubItem,
-    UserIdentityRQSubItem,
-    UserInformationItem,
-    uid_text,
-)
+from dul.items import ApplicationContextItem, PresentationContextACItem, PresentationContextRQItem
 from dul.negotiation import RESULT_NAMES
 from dul.pdu import (
     A_ABORT,
@@ -96,6 +59,18 @@ from dul.pdu import (
     decode_pdu,
 )
 from dul.reasons import ABORT_SOURCES, RJ_REASONS, RJ_RESULTS, RJ_SOURCES
+from dul.user_information import (
+    AsynchronousOperationsWindowSubItem,
+    ImplementationClassUIDSubItem,
+    ImplementationVersionNameSubItem,
+    MaximumLengthSubItem,
+    RoleSelectionSubItem,
+    SOPClassCommonExtendedNegotiationSubItem,
+    SOPClassExtendedNegotiationSubItem,
+    UserIdentityACSubItem,
+    UserIdentityRQSubItem,
+    UserInformationItem,
+)
 
 #: A UID in, its name out ("" or the UID itself when it has none).
 UidName = Callable[[str], str]
@@ -159,7 +134,7 @@ def _yes(flag: int) -> str:
     return "yes" if flag else "no"
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
@@ -218,7 +193,7 @@ def _user_information(
             lines.append(
                 "SOP class extended negotiation (PS3.7 D.3.3.5) for "
                 f"{_uid(sub.sop_class_uid, uid_name)}: "
-                f"{_plural(len(sub.application_information), 'byte')} of application information"
+                f"{plural(len(sub.application_information), 'byte')} of application information"
             )
         elif isinstance(sub, SOPClassCommonExtendedNegotiationSubItem):
             related = ", ".join(_uid(u, uid_name) for u in sub.related_general_sop_classes)
@@ -244,7 +219,7 @@ def _user_information(
 
 def _raw(item: RawItem) -> str:
     return (
-        f"item {item.item_type:02X}H of {_plural(len(item.value), 'byte')}: not known here, "
+        f"item {item.item_type:02X}H of {plural(len(item.value), 'byte')}: not known here, "
         "skipped (PS3.8 9.3.1)"
     )
 
@@ -290,7 +265,7 @@ def _ac_lines(
     for item in pdu.items:
         if isinstance(item, ApplicationContextItem):
             lines.append(f"application context: {_uid(item.name, uid_name)}")
-            lines.append(f"{accepted} of {_plural(len(contexts), 'presentation context')} accepted")
+            lines.append(f"{accepted} of {plural(len(contexts), 'presentation context')} accepted")
         elif isinstance(item, PresentationContextACItem):
             lines += _ac_context(item, proposed, request is not None, uid_name)
         elif isinstance(item, UserInformationItem):
@@ -345,9 +320,7 @@ def pdv_words(pdv: PresentationDataValue) -> str:
     """`presentation context 1, command, last fragment, 72 bytes`."""
     kind = "command" if pdv.is_command else "data set"
     last = "last fragment" if pdv.is_last else "not the last fragment"
-    return (
-        f"presentation context {pdv.context_id}, {kind}, {last}, {_plural(len(pdv.data), 'byte')}"
-    )
+    return f"presentation context {pdv.context_id}, {kind}, {last}, {plural(len(pdv.data), 'byte')}"
 
 
 SECTIONS = {
@@ -389,7 +362,7 @@ def explain_bytes(
         pdu = decode_pdu(raw)
     except PduError as error:
         what = f"PDU-type {raw[0]:02X}H, " if raw else ""
-        return None, [f"not a PDU ({what}{_plural(len(raw), 'byte')}): {error}"]
+        return None, [f"not a PDU ({what}{plural(len(raw), 'byte')}): {error}"]
     length = f", PDU-length {len(raw) - HEADER.size}"
     return pdu, _explain(pdu, length, uid_name, request)
 
@@ -409,7 +382,7 @@ def _explain(
     elif isinstance(pdu, A_ABORT):
         return [f"{head}: {_abort_line(pdu)}"]
     elif isinstance(pdu, P_DATA_TF):
-        head += f", {_plural(len(pdu.pdvs), 'PDV')}"
+        head += f", {plural(len(pdu.pdvs), 'PDV')}"
         body = [f"PDV {n}: {pdv_words(pdv)}" for n, pdv in enumerate(pdu.pdvs, 1)]
     else:
         assert isinstance(pdu, (A_RELEASE_RQ, A_RELEASE_RP))
@@ -443,128 +416,11 @@ def explain_transition(
     return text, "; ".join(words)
 
 
-# --------------------------------------------------------------------------------------
-# The PDU dump
-
-MAGIC = b"DUL-PDU-DUMP 1\n"
-RECORD = struct.Struct(">cHdI")
-
-STARTED, SENT, RECEIVED, PARTIAL, ENDED = b"A", b"S", b"R", b"X", b"E"
-_KINDS = frozenset({STARTED, SENT, RECEIVED, PARTIAL, ENDED})
-
-
-class Record(NamedTuple):
-    """One record of a PDU dump."""
-
-    kind: bytes
-    association: int
-    time: float
-    data: bytes
-
-
-class DumpError(ValueError):
-    """A file that is not a PDU dump, or one cut short."""
-
-
-def encode_record(kind: bytes, association: int, time: float, data: Buffer) -> bytes:
-    """One record of the dump format (the module notes), header and data."""
-    return RECORD.pack(kind, association & 0xFFFF, time, len(data)) + bytes(data)
-
-
-def read_dump(stream: BinaryIO) -> Iterator[Record]:
-    """The records of a dump, in order. DumpError for a file that is not one, or
-    that ends in the middle of a record."""
-    if stream.read(len(MAGIC)) != MAGIC:
-        raise DumpError(f"not a PDU dump: it does not start with {MAGIC!r}")
-    while True:
-        header = stream.read(RECORD.size)
-        if not header:
-            return
-        if len(header) < RECORD.size:
-            raise DumpError("the dump ends in the middle of a record header")
-        kind, association, time, length = RECORD.unpack(header)
-        if kind not in _KINDS:
-            raise DumpError(f"unknown record kind {kind!r}")
-        data = stream.read(length)
-        if len(data) < length:
-            raise DumpError(f"the dump ends in the middle of a record of {length} bytes")
-        yield Record(kind, association, time, data)
-
-
-#: The PDU just explained, for a caller that says more about it (the DIMSE layer).
-MoreLines = Callable[[Record, Pdu], Sequence[str]]
-
-
-def explain_dump(
-    records: Iterable[Record],
-    *,
-    uid_name: UidName | None = None,
-    more: MoreLines | None = None,
-) -> Iterator[str]:
-    """The dump in words, a record at a time, as the live log says it: each PDU with
-    its direction, association and time; `more(record, pdu)` may add lines after a
-    PDU (the DIMSE messages a P-DATA-TF completes)."""
-    requests: dict[int, A_ASSOCIATE_RQ] = {}
-    for record in records:
-        stamp = f"[{record.association}] +{record.time:.6f} s"
-        if record.kind == STARTED:
-            text = record.data.decode("utf-8", "replace")
-            yield f"{stamp} association {record.association} starts: {text}"
-            continue
-        if record.kind == ENDED:
-            why = record.data.decode("utf-8", "replace")
-            yield f"{stamp} connection closed" + (f": {why}" if why else "")
-            continue
-        if record.kind == PARTIAL:
-            yield (
-                f"{stamp} received {_plural(len(record.data), 'byte')} that never made a "
-                "whole PDU (the connection ended)"
-            )
-            continue
-        verb = "sent" if record.kind == SENT else "received"
-        pdu, lines = explain_bytes(
-            record.data, uid_name=uid_name, request=requests.get(record.association)
-        )
-        if isinstance(pdu, A_ASSOCIATE_RQ):
-            requests[record.association] = pdu
-        yield f"{stamp} {verb} {lines[0]}"
-        for line in lines[1:]:
-            yield INDENT + line
-        if pdu is not None and more is not None:
-            for line in more(record, pdu):
-                yield INDENT + line
-
-
-def run(
-    argv: Sequence[str] | None,
-    *,
-    prog: str,
-    uid_name: UidName | None = None,
-    more: MoreLines | None = None,
-) -> int:
-    """The command `prog FILE`: print the dump FILE in words. 0, or 1 with a
-    sentence on stderr when FILE cannot be read or is not a dump."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Print a PDU dump (dicomscu --dump-pdus FILE) in the words of PS3.8.",
-    )
-    parser.add_argument("file", metavar="FILE", help="the dump written by --dump-pdus")
-    args = parser.parse_args(None if argv is None else list(argv))
-    try:
-        with open(args.file, "rb") as stream:
-            for line in explain_dump(read_dump(stream), uid_name=uid_name, more=more):
-                print(line)
-    except BrokenPipeError:  # `| head`
-        return 0
-    except (OSError, DumpError) as exc:
-        print(f"{prog}: error: {args.file}: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m dul.explain FILE`: the PDUs of a dump, UIDs bare (the upper layer
     alone; `python -m dimse.explain FILE` adds the DIMSE messages and UID names)."""
+    from dul.dump import run  # here: `dul.dump` says its PDUs with this module's words
+
     return run(argv, prog="python -m dul.explain")
 
 

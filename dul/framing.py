@@ -16,7 +16,7 @@ the stream can no longer be cut into PDUs.
 from __future__ import annotations
 
 from dul.errors import AbortReason, PduError
-from dul.items import Buffer
+from dul.fields import Buffer
 from dul.pdu import HEADER, PDU_NAMES, Pdu, decode_pdu
 
 DEFAULT_MAX_ASSOCIATION_LENGTH = 1 << 20

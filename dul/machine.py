@@ -24,9 +24,9 @@ from typing import NamedTuple
 from dul.actions import ACTIONS, Context, Timer
 from dul.errors import LocalProtocolError, PduError, StateTableError
 from dul.explain import INDENT, explain_pdu, explain_transition, lent_uid_names
+from dul.fields import Buffer
 from dul.framing import DEFAULT_MAX_ASSOCIATION_LENGTH, Framer
 from dul.fsm import LOCAL_EVENTS, NEXT_STATES, Action, Event, State, lookup
-from dul.items import Buffer
 from dul.pdu import (
     A_ABORT,
     A_ASSOCIATE_AC,

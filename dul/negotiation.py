@@ -39,21 +39,26 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from dul.fields import uid_text
 from dul.items import (
     ApplicationContextItem,
+    Item,
+    PresentationContextACItem,
+    PresentationContextRQItem,
+)
+from dul.pdata import PDV_OVERHEAD
+from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, DICOM_APPLICATION_CONTEXT
+from dul.user_information import (
     AsynchronousOperationsWindowSubItem,
     ImplementationClassUIDSubItem,
     ImplementationVersionNameSubItem,
     MaximumLengthSubItem,
-    PresentationContextACItem,
-    PresentationContextRQItem,
     RoleSelectionSubItem,
+    SubItem,
     UserIdentityACSubItem,
     UserIdentityRQSubItem,
     UserInformationItem,
-    uid_text,
 )
-from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, DICOM_APPLICATION_CONTEXT
 
 log = logging.getLogger("dul.negotiation")
 
@@ -64,7 +69,7 @@ IMPLEMENTATION_VERSION_NAME = "DICOM-UL_010"
 
 MAX_PRESENTATION_CONTEXTS = 128
 #: A requestor's Maximum Length must leave room for a PDV header (6) and data.
-MIN_PDV_ROOM = 6
+MIN_PDV_ROOM = PDV_OVERHEAD
 
 # Presentation context results (PS3.8 9.3.3.2)
 ACCEPTANCE = 0
@@ -116,12 +121,12 @@ def build_request(
     roles: Mapping[str, tuple[bool, bool]] | None = None,
     user_identity: UserIdentityRQSubItem | None = None,
     async_window: tuple[int, int] | None = None,
-    extra_user_items: Sequence[object] = (),
+    extra_user_items: Sequence[SubItem] = (),
     implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
     implementation_version_name: str = IMPLEMENTATION_VERSION_NAME,
 ) -> A_ASSOCIATE_RQ:
     """An A-ASSOCIATE-RQ. `roles` maps a SOP Class UID to (scu, scp) for D.3.3.4."""
-    items: list[object] = [ApplicationContextItem(DICOM_APPLICATION_CONTEXT)]
+    items: list[Item] = [ApplicationContextItem(DICOM_APPLICATION_CONTEXT)]
     next_id = 1
     for context in contexts:
         context_id = context.context_id if context.context_id is not None else next_id
@@ -131,7 +136,7 @@ def build_request(
                 context_id, context.abstract_syntax, context.transfer_syntaxes
             )
         )
-    user: list[object] = [
+    user: list[SubItem] = [
         MaximumLengthSubItem(max_pdata_length),
         ImplementationClassUIDSubItem(implementation_class_uid),
     ]
@@ -239,7 +244,7 @@ def negotiate(request: A_ASSOCIATE_RQ, policy: AcceptorPolicy) -> A_ASSOCIATE_AC
         if not accepted:
             return A_ASSOCIATE_RJ(result=1, source=2, reason=1)  # PS3.7 D.3.3.7.3
 
-    answers: list[object] = []
+    answers: list[PresentationContextACItem] = []
     seen: set[int] = set()
     accepted_abstracts: set[str] = set()
     for pc in proposals:
@@ -251,7 +256,7 @@ def negotiate(request: A_ASSOCIATE_RQ, policy: AcceptorPolicy) -> A_ASSOCIATE_AC
             accepted_abstracts.add(uid_text(pc.abstract_syntax))
         answers.append(PresentationContextACItem(pc.context_id, result, chosen))
 
-    reply: list[object] = [
+    reply: list[SubItem] = [
         MaximumLengthSubItem(policy.max_pdata_length),
         ImplementationClassUIDSubItem(policy.implementation_class_uid),
     ]
@@ -278,7 +283,7 @@ def negotiate(request: A_ASSOCIATE_RQ, policy: AcceptorPolicy) -> A_ASSOCIATE_AC
     reply.append(ImplementationVersionNameSubItem(policy.implementation_version_name))
     if identity_response is not None:
         reply.append(UserIdentityACSubItem(identity_response))
-    items: list[object] = [ApplicationContextItem(DICOM_APPLICATION_CONTEXT), *answers]
+    items: list[Item] = [ApplicationContextItem(DICOM_APPLICATION_CONTEXT), *answers]
     items.append(UserInformationItem(tuple(reply)))
     return A_ASSOCIATE_AC(request.called_ae_title, request.calling_ae_title, tuple(items))
 

@@ -7,7 +7,8 @@ Every PDU starts with the same 6-byte header:
 `decode_pdu(data)` takes exactly one whole PDU, header included, and returns a frozen
 dataclass; `encode_pdu(pdu)` is its inverse. For any input at all, `decode_pdu` raises
 nothing but `PduError`, carrying the A-ABORT reason to send back. Reserved fields are
-ignored on receipt and sent as zero.
+ignored on receipt and sent as zero. The variable fields are laid out by `dul.items`
+(the items of the association PDUs) and `dul.pdata` (the PDV items of a P-DATA-TF).
 """
 
 from __future__ import annotations
@@ -17,33 +18,32 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from dul.errors import AbortReason, PduError
+from dul.fields import Buffer, text_bytes, text_of
 from dul.items import (
     ApplicationContextItem,
-    Buffer,
     Item,
     PresentationContextACItem,
     PresentationContextRQItem,
-    UserInformationItem,
-    _raw,
-    _text,
     encode_items,
     iter_items,
 )
+from dul.pdata import COMMAND, LAST, decode_pdvs, encode_pdvs
+from dul.pdata import PDU_TYPE as PDATA_TF_TYPE
+from dul.user_information import UserInformationItem
 
 HEADER = struct.Struct(">BBI")
 _ASSOC_FIXED = struct.Struct(">HH16s16s32s")  # version, reserved, called, calling, reserved
-_PDV_HEADER = struct.Struct(">IBB")
 
 #: The DICOM Application Context Name (PS3.7 A.2.1).
 DICOM_APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 
 
 def _ae(raw: bytes) -> str:
-    return _text(raw)
+    return text_of(raw)
 
 
 def _ae_raw(title: str, what: str) -> bytes:
-    data = _raw(title, what)
+    data = text_bytes(title, what)
     if len(data) > 16:
         raise ValueError(f"{what} {title!r} is longer than 16 characters")
     return data.ljust(16, b" ")
@@ -127,7 +127,8 @@ class A_ASSOCIATE_RJ:
 
 @dataclass(frozen=True, slots=True)
 class PresentationDataValue:
-    """One PDV item of a P-DATA-TF (PS3.8 9.3.5.1, Annex E.2).
+    """One PDV item of a P-DATA-TF (PS3.8 9.3.5.1, Annex E.2); its bytes are laid out
+    by `dul.pdata`.
 
     `control` is the message control header: bit 0 set for a command fragment
     (clear for a data set), bit 1 set for the last fragment.
@@ -139,18 +140,18 @@ class PresentationDataValue:
 
     @property
     def is_command(self) -> bool:
-        return bool(self.control & 1)
+        return bool(self.control & COMMAND)
 
     @property
     def is_last(self) -> bool:
-        return bool(self.control & 2)
+        return bool(self.control & LAST)
 
 
 @dataclass(frozen=True, slots=True)
 class P_DATA_TF:
     """P-DATA-TF PDU (PS3.8 9.3.5), type 04H: one or more PDVs."""
 
-    PDU_TYPE = 0x04
+    PDU_TYPE = PDATA_TF_TYPE
     pdvs: tuple[PresentationDataValue, ...] = field(default=())
 
 
@@ -219,36 +220,6 @@ def _decode_associate(pdu_type: int, body: memoryview) -> Pdu:
     return kind(_ae(called), _ae(calling), items, version)
 
 
-def _decode_pdata(body: memoryview) -> P_DATA_TF:
-    pdvs: list[PresentationDataValue] = []
-    offset = 0
-    end = len(body)
-    if end == 0:
-        raise PduError(AbortReason.INVALID_PDU_PARAMETER_VALUE, "P-DATA-TF PDU holds no PDV item")
-    while offset < end:
-        if offset + 6 > end:
-            raise PduError(
-                AbortReason.INVALID_PDU_PARAMETER_VALUE,
-                f"P-DATA-TF PDU: {end - offset} stray bytes where a PDV item header (6) should be",
-            )
-        length, context_id, control = _PDV_HEADER.unpack_from(body, offset)
-        if length < 2:
-            raise PduError(
-                AbortReason.INVALID_PDU_PARAMETER_VALUE,
-                f"P-DATA-TF PDU: PDV item-length {length} is under 2",
-            )
-        stop = offset + 4 + length
-        if stop > end:
-            raise PduError(
-                AbortReason.INVALID_PDU_PARAMETER_VALUE,
-                f"P-DATA-TF PDU: PDV item-length {length} runs past the PDU "
-                f"({end - offset - 4} bytes left)",
-            )
-        pdvs.append(PresentationDataValue(context_id, control, bytes(body[offset + 6 : stop])))
-        offset = stop
-    return P_DATA_TF(tuple(pdvs))
-
-
 def _decode_fixed(pdu_type: int, body: memoryview) -> Pdu:
     if len(body) != 4:
         raise PduError(
@@ -282,8 +253,8 @@ def decode_pdu(data: Buffer) -> Pdu:
             f"{len(view) - HEADER.size} bytes that follow the header",
         )
     body = view[HEADER.size :]
-    if pdu_type == 0x04:
-        return _decode_pdata(body)
+    if pdu_type == PDATA_TF_TYPE:  # the PDU received most: no call more than needed
+        return P_DATA_TF(tuple(decode_pdvs(body, PresentationDataValue)))
     if pdu_type <= 0x02:
         return _decode_associate(pdu_type, body)
     return _decode_fixed(pdu_type, body)
@@ -301,26 +272,10 @@ def _with_header(pdu_type: int, body: bytes) -> bytes:
     return HEADER.pack(pdu_type, 0, len(body)) + body
 
 
-def encode_pdata_header(pdvs_length: int) -> bytes:
-    """The header of a P-DATA-TF whose PDV items take `pdvs_length` bytes."""
-    return HEADER.pack(0x04, 0, pdvs_length)
-
-
-def encode_pdv_header(context_id: int, control: int, data_length: int) -> bytes:
-    """The 6-byte header of one PDV item carrying `data_length` bytes."""
-    return _PDV_HEADER.pack(data_length + 2, context_id, control)
-
-
 def encode_pdu(pdu: Pdu) -> bytes:
     """Encode one PDU, header included; reserved fields are zero."""
     if isinstance(pdu, P_DATA_TF):
-        if not pdu.pdvs:
-            raise ValueError("a P-DATA-TF holds one or more PDV items (PS3.8 9.3.5)")
-        parts = []
-        for pdv in pdu.pdvs:
-            parts.append(_PDV_HEADER.pack(len(pdv.data) + 2, pdv.context_id, pdv.control))
-            parts.append(pdv.data)
-        return _with_header(0x04, b"".join(parts))
+        return _with_header(PDATA_TF_TYPE, encode_pdvs(pdu.pdvs))
     if isinstance(pdu, (A_ASSOCIATE_RQ, A_ASSOCIATE_AC)):
         fixed = _ASSOC_FIXED.pack(
             pdu.protocol_version,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dul.errors import AbortReason
-from dul.items import Buffer
+from dul.fields import Buffer
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF, Pdu
 
 

@@ -32,14 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 with atheris.instrument_imports(include=["dimse"]):
     from dimse.commands import Command, Value, decode_command, encode_command
     from dimse.errors import DimseError
-    from dimse.messages import (
-        FIELD_KEYWORDS,
-        MESSAGE_TYPES,
-        DimseMessage,
-        Request,
-        Response,
-        message_from_command,
-    )
+    from dimse.message_base import FIELD_KEYWORDS, DimseMessage, Request, Response
+    from dimse.messages import MESSAGE_TYPES, message_from_command
 
 # decode_command warns of each command set holding elements outside group 0000
 # (it skips them): a log line per input. Not here.

@@ -30,7 +30,10 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # Only the framer is instrumented: the PDU codec it calls is fuzz_pdu.py's business.
-with atheris.instrument_imports(include=["dul"], exclude=["dul.pdu", "dul.items"]):
+with atheris.instrument_imports(
+    include=["dul"],
+    exclude=["dul.pdu", "dul.pdata", "dul.items", "dul.user_information", "dul.fields"],
+):
     import dul.framing
     from dul import PduError
     from dul.framing import Framer

@@ -46,15 +46,17 @@ from dul import (  # noqa: E402
     PresentationDataValue,
     encode_pdu,
 )
+from dul.fields import RawItem  # noqa: E402
 from dul.items import (  # noqa: E402
     ApplicationContextItem,
+    PresentationContextACItem,
+    PresentationContextRQItem,
+)
+from dul.user_information import (  # noqa: E402
     AsynchronousOperationsWindowSubItem,
     ImplementationClassUIDSubItem,
     ImplementationVersionNameSubItem,
     MaximumLengthSubItem,
-    PresentationContextACItem,
-    PresentationContextRQItem,
-    RawItem,
     RoleSelectionSubItem,
     SOPClassCommonExtendedNegotiationSubItem,
     SOPClassExtendedNegotiationSubItem,

@@ -42,14 +42,8 @@ from dimse.effects import END, Abandoned, Call, Connect, Emit, Flow, Next, Poll,
 from dimse.engine import Engine
 from dimse.errors import DimseError
 from dimse.handlers import Caller, Handlers
-from dimse.messages import (
-    C_FIND_RQ,
-    C_GET_RQ,
-    C_MOVE_RQ,
-    C_STORE_RQ,
-    DimseMessage,
-    message_from_command,
-)
+from dimse.message_base import DimseMessage
+from dimse.messages import C_FIND_RQ, C_GET_RQ, C_MOVE_RQ, C_STORE_RQ, message_from_command
 from dimse.provider_options import ProviderOptions
 from dimse.serve import Session
 from dul.connection import Connection, Endpoint, Timeouts

@@ -21,15 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from dul.fsm import State
-from dul.items import (
-    ApplicationContextItem,
-    ImplementationClassUIDSubItem,
-    ImplementationVersionNameSubItem,
-    MaximumLengthSubItem,
-    PresentationContextACItem,
-    PresentationContextRQItem,
-    UserInformationItem,
-)
+from dul.items import ApplicationContextItem, PresentationContextACItem, PresentationContextRQItem
 from dul.machine import Machine
 from dul.pdu import (
     A_ASSOCIATE_AC,
@@ -44,6 +36,12 @@ from dul.pdu import (
     encode_pdu,
 )
 from dul.primitives import CloseTransport, OpenTransport, Output, Send
+from dul.user_information import (
+    ImplementationClassUIDSubItem,
+    ImplementationVersionNameSubItem,
+    MaximumLengthSubItem,
+    UserInformationItem,
+)
 
 VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"

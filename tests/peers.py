@@ -1,6 +1,6 @@
 """Real DICOM peers on loopback for the tests: DCMTK, Orthanc and pynetdicom.
 
-The rules of this file (DESIGN.md, "Tests"):
+The rules of this file (docs/design.md, "Tests"):
 
 - Every peer listens on 127.0.0.1 on a port chosen at run time, never a fixed one.
 - Nothing sleeps to wait for something. Readiness is polled with a deadline, in one

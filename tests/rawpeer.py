@@ -38,8 +38,10 @@ from pydicom.uid import generate_uid
 from dimse import client
 from dimse.archive.archive import Archive
 from dimse.archive.handlers import ArchiveHandlers
-from dimse.fragments import Reassembler, ReceivedMessage, fragment_message
-from dimse.messages import C_STORE_RQ, C_STORE_RSP, DimseMessage, message_from_command
+from dimse.fragments import fragment_message
+from dimse.message_base import DimseMessage
+from dimse.messages import C_STORE_RQ, C_STORE_RSP, message_from_command
+from dimse.reassembly import Reassembler, ReceivedMessage
 from dimse.scp import Handlers, Provider
 from dul import (
     A_ABORT,
@@ -52,18 +54,17 @@ from dul import (
     encode_pdu,
 )
 from dul.connection import Timeouts
+from dul.fields import uid_text
 from dul.framing import Framer
-from dul.items import (
-    ApplicationContextItem,
-    ImplementationClassUIDSubItem,
-    MaximumLengthSubItem,
-    PresentationContextACItem,
-    RoleSelectionSubItem,
-    UserInformationItem,
-    uid_text,
-)
+from dul.items import ApplicationContextItem, PresentationContextACItem
 from dul.negotiation import ProposedContext, build_request
 from dul.pdu import DICOM_APPLICATION_CONTEXT, PresentationDataValue
+from dul.user_information import (
+    ImplementationClassUIDSubItem,
+    MaximumLengthSubItem,
+    RoleSelectionSubItem,
+    UserInformationItem,
+)
 from tests.peers import HOST, wait_until
 
 VERIFICATION = "1.2.840.10008.1.1"

@@ -28,20 +28,22 @@ from dul import (
     PresentationDataValue,
     encode_pdu,
 )
+from dul.fields import RawItem
 from dul.items import (
     AbstractSyntaxSubItem,
     ApplicationContextItem,
+    PresentationContextACItem,
+    PresentationContextRQItem,
+    TransferSyntaxSubItem,
+)
+from dul.user_information import (
     AsynchronousOperationsWindowSubItem,
     ImplementationClassUIDSubItem,
     ImplementationVersionNameSubItem,
     MaximumLengthSubItem,
-    PresentationContextACItem,
-    PresentationContextRQItem,
-    RawItem,
     RoleSelectionSubItem,
     SOPClassCommonExtendedNegotiationSubItem,
     SOPClassExtendedNegotiationSubItem,
-    TransferSyntaxSubItem,
     UserIdentityACSubItem,
     UserIdentityRQSubItem,
     UserInformationItem,

@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dimse.archive.archive import Archive
-from dimse.archive.matching import QueryError
+from dimse.archive.conditions import QueryError
 from dimse.datasets import decode_dataset, encode_dataset
 from dimse.models import Root
 from tests.test_archive_data import (

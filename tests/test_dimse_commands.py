@@ -36,6 +36,14 @@ from dimse.commands import (
     raw_key,
 )
 from dimse.errors import DimseError
+from dimse.message_base import (
+    FIELD_KEYWORDS,
+    CommandField,
+    DimseMessage,
+    Priority,
+    Request,
+    Response,
+)
 from dimse.messages import (
     C_CANCEL_RQ,
     C_ECHO_RQ,
@@ -48,17 +56,10 @@ from dimse.messages import (
     C_MOVE_RSP,
     C_STORE_RQ,
     C_STORE_RSP,
-    FIELD_KEYWORDS,
     MESSAGE_TYPES,
-    N_ACTION_RQ,
-    N_GET_RQ,
-    CommandField,
-    DimseMessage,
-    Priority,
-    Request,
-    Response,
     message_from_command,
 )
+from dimse.n_messages import N_ACTION_RQ, N_GET_RQ
 from dimse.status import Category, Service
 
 PROPERTY = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,10 +2,10 @@
 
 - every maximum length from 7 to the message's length + 20, and hypothesis-chosen
   ones, with the PDVs regrouped into P-DATA-TFs at random: the message comes back
-  identical, and no PDU is longer than the peer's limit (ROBUSTNESS.md 25);
+  identical, and no PDU is longer than the peer's limit (docs/robustness.md 25);
 - `fragment_stream` yields the same bytes as `fragment_message`, reads a large file
   one PDU at a time, and refuses a short file;
-- each broken sequence of PDVs raises DimseError (ROBUSTNESS.md 18, 20, 21, 24);
+- each broken sequence of PDVs raises DimseError (docs/robustness.md 18, 20, 21, 24);
 - data sets spool to a file past the threshold or go to the caller's sink, and a
   local write error is reported on the message without ending the association.
 """
@@ -28,14 +28,13 @@ from dimse.errors import DimseError
 from dimse.fragments import (
     RUN_BYTES,
     UNLIMITED_CHUNK,
-    Reassembler,
-    ReceivedMessage,
     fragment_message,
     fragment_size,
     fragment_stream,
     stream_runs,
 )
 from dimse.messages import C_ECHO_RQ, C_FIND_RSP, C_STORE_RQ, C_STORE_RSP
+from dimse.reassembly import Reassembler, ReceivedMessage
 from dul import P_DATA_TF, PresentationDataValue, decode_pdu
 
 PROPERTY = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -134,7 +133,7 @@ def test_fragment_size_cap() -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Every fragment size reassembles identically (ROBUSTNESS.md 25)
+# Every fragment size reassembles identically (docs/robustness.md 25)
 
 
 @pytest.mark.parametrize(
@@ -321,7 +320,7 @@ def test_negative_length_is_refused() -> None:
 
 
 # --------------------------------------------------------------------------------------
-# What the reassembler refuses (ROBUSTNESS.md 18, 20, 21, 24)
+# What the reassembler refuses (docs/robustness.md 18, 20, 21, 24)
 
 
 def cmd(data: bytes, last: bool = True, context_id: int = 1) -> PresentationDataValue:
@@ -465,7 +464,8 @@ def test_data_sink_receives_the_data_set() -> None:
     chunks = [*fragment_message(1, STORE, DATA, 50), *fragment_message(1, find_rsp, b"match", 50)]
     messages = [m for pdu in pdus_of(chunks) for m in reassembler.feed(pdu)]
     assert [c.command_field for c in seen] == [0x0001, 0x8020]
-    assert messages[0].data_set is sinks[0] and sinks[0].getvalue() == DATA
+    assert messages[0].sink is sinks[0] and sinks[0].getvalue() == DATA
+    assert messages[0].data_set is None  # it went to the sink
     assert not sinks[0].was_closed  # handed over, the caller's to close
     spooled = messages[1].data_set
     assert spooled is not None and not isinstance(spooled, bytes) and spooled.read() == b"match"

@@ -11,14 +11,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dimse.status import (
+    UNREADABLE,
     Category,
+    EchoStatus,
+    FindStatus,
+    General,
+    GetStatus,
+    MoveStatus,
     Service,
     Status,
-    StatusCode,
+    StoreStatus,
     is_valid_status,
     status_category,
     status_name,
 )
+
+#: Each per-service enum with the service whose table names its codes.
+SERVICE_ENUMS = [
+    (EchoStatus, Service.C_ECHO),
+    (StoreStatus, Service.C_STORE),
+    (FindStatus, Service.C_FIND),
+    (MoveStatus, Service.C_MOVE),
+    (GetStatus, Service.C_GET),
+]
 
 
 def _annex_c_class(code: int) -> str | None:
@@ -165,7 +180,7 @@ def test_status_dataclass() -> None:
     assert status.is_failure and status.is_final
     assert not (status.is_success or status.is_pending or status.is_warning or status.is_cancel)
     assert str(status) == "A700H Failure: Refused: Out of Resources (disk full)"
-    pending = Status(StatusCode.PENDING, Service.C_FIND)
+    pending = Status(FindStatus.PENDING, Service.C_FIND)
     assert pending.is_pending and not pending.is_final
     assert Status(0).is_success and str(Status(0)) == "0000H Success: Success"
     assert Status(0xFE00).is_cancel
@@ -175,15 +190,52 @@ def test_status_dataclass() -> None:
 
 
 def test_status_code_constants() -> None:
-    assert int(StatusCode.UNRECOGNIZED_OPERATION) == 0x0211
-    assert int(StatusCode.MOVE_DESTINATION_UNKNOWN) == 0xA801
-    assert int(StatusCode.OUT_OF_RESOURCES) == 0xA700
-    assert int(StatusCode.DATA_SET_DOES_NOT_MATCH_SOP_CLASS) == 0xA900
-    assert int(StatusCode.SOP_CLASS_NOT_SUPPORTED) == 0x0122
-    assert int(StatusCode.NOT_AUTHORIZED) == 0x0124
-    assert int(StatusCode.PROCESSING_FAILURE) == 0x0110
-    for code in StatusCode:
+    assert General.UNRECOGNIZED_OPERATION == 0x0211
+    assert MoveStatus.MOVE_DESTINATION_UNKNOWN == 0xA801
+    assert StoreStatus.OUT_OF_RESOURCES == FindStatus.OUT_OF_RESOURCES == 0xA700
+    assert StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS == 0xA900
+    assert FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS == 0xA900
+    assert General.SOP_CLASS_NOT_SUPPORTED == 0x0122
+    assert General.NOT_AUTHORIZED == StoreStatus.NOT_AUTHORIZED == 0x0124
+    assert General.PROCESSING_FAILURE == StoreStatus.PROCESSING_FAILURE == 0x0110
+    assert UNREADABLE == StoreStatus.CANNOT_UNDERSTAND == FindStatus.UNABLE_TO_PROCESS == 0xC000
+    for codes in (General, EchoStatus, StoreStatus, FindStatus, MoveStatus, GetStatus):
+        for code in codes:
+            assert is_valid_status(code), code
+
+
+def test_b000_is_a_different_member_in_c_store_and_c_move() -> None:
+    """B000H: Coercion of Data Elements in C-STORE, Sub-operations Complete - One or
+    more Failures or Warnings in C-MOVE (PS3.4 B.2.3, C.4.2.1.5): two members, two
+    names, one value on the wire."""
+    store = StoreStatus(0xB000)
+    move = MoveStatus(0xB000)
+    assert store is StoreStatus.COERCION_OF_DATA_ELEMENTS
+    assert move is MoveStatus.SUB_OPERATIONS_FAILURES_OR_WARNINGS
+    assert store.name != move.name and type(store) is not type(move)
+    assert store == move == 0xB000  # the same code on the wire
+    assert status_name(store, Service.C_STORE) == "Coercion of Data Elements"
+    assert status_name(move, Service.C_MOVE) == (
+        "Sub-operations Complete - One or more Failures or Warnings"
+    )
+
+
+@pytest.mark.parametrize("codes", [General] + [codes for codes, _ in SERVICE_ENUMS])
+def test_no_two_members_of_one_enum_alias_each_other(codes: type[General]) -> None:
+    """An alias (two names, one value) would hide a name, as B000H once hid C-MOVE's
+    behind C-STORE's in a single enum of every code."""
+    assert len(codes.__members__) == len(list(codes)), [
+        name for name, member in codes.__members__.items() if member.name != name
+    ]
+
+
+@pytest.mark.parametrize(("codes", "service"), SERVICE_ENUMS)
+def test_every_member_is_allowed_and_named_in_its_service(
+    codes: type[StoreStatus], service: Service
+) -> None:
+    for code in codes:
         assert is_valid_status(code), code
+        assert status_name(code, service) not in ("Unknown status", "Failure", "Warning"), code
 
 
 def test_categories_agree_with_pynetdicom() -> None:

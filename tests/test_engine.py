@@ -12,7 +12,8 @@ import pytest
 from dimse.datasets import decode_dataset, encode_dataset
 from dimse.file_check import check_file
 from dimse.handlers import HandlerStatus
-from dimse.messages import C_ECHO_RQ, C_ECHO_RSP, C_STORE_RQ, C_STORE_RSP, N_GET_RQ, N_GET_RSP
+from dimse.messages import C_ECHO_RQ, C_ECHO_RSP, C_STORE_RQ, C_STORE_RSP
+from dimse.n_messages import N_GET_RQ, N_GET_RSP
 from dimse.outgoing import message_units
 from dimse.provider_options import ProviderOptions
 from dimse.scu import Requestor

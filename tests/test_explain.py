@@ -18,7 +18,7 @@ from dimse.commands import decode_command
 from dimse.explain import DumpMessages, Tally, describe_message, message_words, uid_name
 from dimse.fragments import fragment_message, stream_runs
 from dimse.messages import C_ECHO_RSP, C_STORE_RQ, C_STORE_RSP
-from dul.explain import (
+from dul.dump import (
     ENDED,
     MAGIC,
     RECEIVED,
@@ -27,14 +27,13 @@ from dul.explain import (
     DumpError,
     Record,
     encode_record,
-    explain_bytes,
     explain_dump,
-    explain_pdu,
-    explain_transition,
     read_dump,
 )
+from dul.explain import explain_bytes, explain_pdu, explain_transition
+from dul.fields import RawItem
 from dul.fsm import Action, Event, State
-from dul.items import PresentationContextACItem, RawItem, UserInformationItem
+from dul.items import PresentationContextACItem
 from dul.negotiation import AcceptorPolicy, ProposedContext, build_request, negotiate
 from dul.pdu import (
     A_ABORT,
@@ -45,6 +44,7 @@ from dul.pdu import (
     PresentationDataValue,
     encode_pdu,
 )
+from dul.user_information import UserInformationItem
 
 VERIFICATION = "1.2.840.10008.1.1"
 CT = "1.2.840.10008.5.1.4.1.1.2"

@@ -15,24 +15,19 @@ import pytest
 
 from dimse import client
 from dimse.engine import Engine
-from dimse.fragments import Reassembler
 from dimse.messages import C_ECHO_RQ
 from dimse.models import VERIFICATION
+from dimse.reassembly import Reassembler
 from dimse.scp import Handlers, Provider
 from dul import A_ASSOCIATE_AC, decode_pdu, encode_pdu
 from dul.connection import Connection
 from dul.errors import AssociationError
-from dul.items import (
-    ApplicationContextItem,
-    MaximumLengthSubItem,
-    PresentationContextRQItem,
-    RoleSelectionSubItem,
-    UserInformationItem,
-)
+from dul.items import ApplicationContextItem, PresentationContextRQItem
 from dul.machine import Machine
 from dul.negotiation import AcceptorPolicy, ProposedContext, negotiate
 from dul.pdu import A_ASSOCIATE_RQ, P_DATA_TF, PresentationDataValue
 from dul.primitives import AssociateIndication, Send
+from dul.user_information import MaximumLengthSubItem, RoleSelectionSubItem, UserInformationItem
 from tests.peers import HOST
 from tests.rawpeer import SHORT, WAIT_S, RawPeer, RawServer, accept_association
 

@@ -1,6 +1,6 @@
-"""The matching rules of C-FIND (PS3.4 C.2.2.2) in dimse/archive/matching.py, one by one, and
-their SQL translation in dimse/archive/index.py checked against the Python rules on a real
-SQLite database."""
+"""The matching rules of C-FIND (PS3.4 C.2.2.2) in dimse/archive/conditions.py and
+matching.py, one by one, and their SQL translation in dimse/archive/query_sql.py checked
+against the Python rules on a real SQLite database."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from dimse.archive.index import sql_condition
-from dimse.archive.matching import (
+from dimse.archive.conditions import (
     AnyOf,
     Key,
     QueryError,
@@ -25,13 +24,11 @@ from dimse.archive.matching import (
     Wildcard,
     compile_condition,
     compile_keys,
-    dataset_matches,
     normalize,
     range_key,
-    response_element,
-    values_match,
-    wildcard_match,
 )
+from dimse.archive.matching import dataset_matches, response_element, values_match, wildcard_match
+from dimse.archive.query_sql import sql_condition
 from dimse.archive.response_charset import UTF8, choose_character_set
 from dimse.datasets import EXPLICIT_VR_LITTLE_ENDIAN, decode_dataset, encode_dataset
 

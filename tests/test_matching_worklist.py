@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from dimse.archive.matching import QueryError
+from dimse.archive.conditions import QueryError
 from dimse.archive.worklist import Worklist
 from tests import peers
 

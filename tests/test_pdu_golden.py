@@ -37,27 +37,29 @@ from dul import (
     decode_pdu,
     encode_pdu,
 )
+from dul.fields import RawItem
 from dul.items import (
     AbstractSyntaxSubItem,
     ApplicationContextItem,
-    AsynchronousOperationsWindowSubItem,
-    ImplementationClassUIDSubItem,
-    ImplementationVersionNameSubItem,
-    MaximumLengthSubItem,
     PresentationContextACItem,
     PresentationContextRQItem,
-    RawItem,
-    RoleSelectionSubItem,
-    SOPClassCommonExtendedNegotiationSubItem,
-    SOPClassExtendedNegotiationSubItem,
     TransferSyntaxSubItem,
-    UserIdentityACSubItem,
-    UserIdentityRQSubItem,
-    UserInformationItem,
     encode_item,
     iter_items,
 )
 from dul.pdu import describe
+from dul.user_information import (
+    AsynchronousOperationsWindowSubItem,
+    ImplementationClassUIDSubItem,
+    ImplementationVersionNameSubItem,
+    MaximumLengthSubItem,
+    RoleSelectionSubItem,
+    SOPClassCommonExtendedNegotiationSubItem,
+    SOPClassExtendedNegotiationSubItem,
+    UserIdentityACSubItem,
+    UserIdentityRQSubItem,
+    UserInformationItem,
+)
 
 _TOKEN = re.compile(r"'([^']*)'|([0-9a-fA-F]+)|(\S)")
 
@@ -569,7 +571,7 @@ def test_reserved_fields_are_ignored(noisy: str, zero: str) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Unknown items: kept raw, the rest decodes (PS3.8 9.3.1; ROBUSTNESS.md 9)
+# Unknown items: kept raw, the rest decodes (PS3.8 9.3.1; docs/robustness.md 9)
 
 RQ_WITH_UNKNOWN = """
 01 00 0000009f                            # 68 + 25 + 6 + 50 + 10 = 159
@@ -673,7 +675,7 @@ def _rq_with_items(items: str) -> bytes:
         # a sub-item cut before its last 16-bit length field
         ("50 00 000c 57 00 0008 0002 '1.' 0002 '2.'", "cut short"),
         ("50 00 0011 57 00 000d 0002 '1.' 0002 '2.' 0003 0005 '3'", "runs past its sub-item"),
-        # a fixed-size sub-item of the wrong size (ROBUSTNESS.md 14)
+        # a fixed-size sub-item of the wrong size (docs/robustness.md 14)
         ("50 00 0007 51 00 0003 004000", "not 4"),
         ("50 00 0009 51 00 0005 0000400000", "not 4"),
         ("50 00 0006 53 00 0002 0001", "not 4"),

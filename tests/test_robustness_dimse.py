@@ -24,7 +24,7 @@ from dimse.commands import decode_command, encode_command
 from dimse.datasets import encode_dataset
 from dimse.errors import DimseError
 from dimse.files import part10_bytes_header, read_part10_info
-from dimse.fragments import Reassembler, fragment_message
+from dimse.fragments import fragment_message
 from dimse.messages import (
     C_ECHO_RQ,
     C_ECHO_RSP,
@@ -33,6 +33,7 @@ from dimse.messages import (
     C_STORE_RQ,
     C_STORE_RSP,
 )
+from dimse.reassembly import Reassembler
 from dimse.scp import Provider
 from dul import A_ABORT, P_DATA_TF, decode_pdu
 from dul.errors import PduError

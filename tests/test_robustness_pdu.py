@@ -1,4 +1,4 @@
-"""ROBUSTNESS.md cases 1-17: the PDU and item layer, against our server.
+"""docs/robustness.md cases 1-17: the PDU and item layer, against our server.
 
 Each test sends exact bytes from a raw peer (tests/rawpeer.py) to our `Provider`
 serving a temporary archive with ARTIM 0.5 s, checks the answer byte for byte (the
@@ -24,7 +24,8 @@ from dimse.scp import DEFAULT_MAX_PDU, Provider
 from dul import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_RELEASE_RP
 from dul.drivers.server import Server
 from dul.errors import AssociationRejected
-from dul.items import PresentationContextRQItem, RawItem
+from dul.fields import RawItem
+from dul.items import PresentationContextRQItem
 from dul.negotiation import AcceptorPolicy, ProposedContext, build_request, negotiate
 from dul.pdu import encode_pdu
 from tests.peers import HOST, wait_until

@@ -25,9 +25,9 @@ from pydicom.dataset import Dataset
 
 from cli.dicomscu import main
 from dimse import client
-from dimse.fragments import DEFAULT_MAX_IDENTIFIER
 from dimse.messages import C_ECHO_RQ, C_ECHO_RSP, C_FIND_RQ, C_FIND_RSP
 from dimse.models import Root
+from dimse.reassembly import DEFAULT_MAX_IDENTIFIER
 from dul import A_RELEASE_RP, A_RELEASE_RQ
 from dul.errors import AssociationError, AssociationRejected
 from dul.negotiation import ProposedContext

@@ -22,9 +22,10 @@ import pytest
 from dimse import client
 from dimse.datasets import UNCOMPRESSED
 from dimse.files import read_part10_info
-from dimse.fragments import Reassembler, fragment_message
+from dimse.fragments import fragment_message
 from dimse.messages import C_STORE_RQ, C_STORE_RSP, message_from_command
 from dimse.models import VERIFICATION
+from dimse.reassembly import Reassembler
 from dimse.scp import Handlers, Provider
 from dul.connection import Timeouts
 from dul.drivers.server import Server

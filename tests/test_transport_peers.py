@@ -25,13 +25,8 @@ import pytest
 
 from dimse.commands import decode_command
 from dimse.fragments import fragment_message
-from dimse.messages import (
-    C_ECHO_RQ,
-    C_ECHO_RSP,
-    VERIFICATION_SOP_CLASS,
-    DimseMessage,
-    message_from_command,
-)
+from dimse.message_base import DimseMessage
+from dimse.messages import C_ECHO_RQ, C_ECHO_RSP, VERIFICATION_SOP_CLASS, message_from_command
 from dul.connection import Timeouts
 from dul.drivers.server import Server
 from dul.drivers.sockets import Channel, request_association

@@ -34,9 +34,9 @@ from dimse.archive.archive import Archive, ArchiveLocked
 from dimse.archive.handlers import ArchiveHandlers
 from dimse.identity import IdentityHook, hash_password, users_check
 from dimse.scp import Provider
+from dimse.tls import TlsConfigError, server_context
 from dimse.transfer.convert import Decompress
-from dul.negotiation import valid_ae_title
-from dul.tls import TlsConfigError, server_context
+from dimse.upper_layer import valid_ae_title
 
 log = logging.getLogger("dicomscp")
 

@@ -58,8 +58,7 @@ from typing import Any
 
 from dimse.identity import check_stored_password
 from dimse.scp import DEFAULT_MAX_PDU
-from dul.connection import Timeouts
-from dul.negotiation import valid_ae_title
+from dimse.upper_layer import Timeouts, valid_ae_title
 
 
 class ConfigError(ValueError):

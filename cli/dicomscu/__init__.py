@@ -44,7 +44,7 @@ EXIT_USAGE = 2
 def version_text() -> str:
     import importlib.metadata  # 20 ms, for --version only
 
-    from dul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+    from dimse.upper_layer import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
     try:
         version = importlib.metadata.version("dicom-ul")
@@ -95,7 +95,7 @@ def _prepare_query(settings: Settings, root_uid: str | None, keys_charset: str) 
 def _run(settings: Settings, root_uid: str | None, debug: bool) -> int:
     from cli.dicomscu.failures import Context, explain_exception
     from dimse.client import NoPresentationContext
-    from dul.errors import AssociationError
+    from dimse.upper_layer import AssociationError
 
     context = Context(
         settings.operation,

@@ -21,9 +21,7 @@ from collections.abc import Mapping, Sequence
 from cli.dicomscu.options import Settings
 from dimse import client
 from dimse.datasets import IMPLICIT_VR_LITTLE_ENDIAN
-from dul.drivers.recorder import recording
-from dul.errors import AssociationError, AssociationRejected
-from dul.negotiation import ProposedContext
+from dimse.upper_layer import AssociationError, AssociationRejected, ProposedContext, recording
 
 log = logging.getLogger("dicomscu")
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dimse.client import NoPresentationContext
-from dimse.status import Status
-from dul.errors import (
+from dimse.status import FindStatus, General, GetStatus, MoveStatus, Status
+from dimse.upper_layer import (
     AssociationAborted,
     AssociationError,
     AssociationRejected,
@@ -22,7 +22,6 @@ from dul.errors import (
     DulTimeout,
 )
 
-MOVE_DESTINATION_UNKNOWN = 0xA801
 ACCEPTED_SHOWN = 4  # presentation contexts listed when saying what a server accepted
 _ACCEPTED = "it accepted: "
 
@@ -97,10 +96,23 @@ def _shortened(text: str) -> str:
     return f"{head}{_ACCEPTED}{kept}; and {len(items) - ACCEPTED_SHOWN} more (-D lists them)"
 
 
+#: The status codes of the operations whose identifier names a level (PS3.4 C.4).
+_RETRIEVE_CODES: dict[str, type[MoveStatus] | type[GetStatus]] = {
+    "move": MoveStatus,
+    "get": GetStatus,
+}
+_QUERY_CODES: dict[str, type[FindStatus] | type[MoveStatus] | type[GetStatus]] = {
+    "find": FindStatus,
+    "worklist": FindStatus,
+    **_RETRIEVE_CODES,
+}
+
+
 def explain_status(status: Status, context: Context) -> str:
     """A message for a final status that is a failure (or a cancel)."""
     text = f"{_service(context)} failed with status {status}"
-    if status.code == MOVE_DESTINATION_UNKNOWN:
+    code = status.code
+    if context.operation == "move" and code == MoveStatus.MOVE_DESTINATION_UNKNOWN:
         destination = context.move_destination or context.calling_ae
         where = (
             f"this host and --port-scp {context.port_scp}"
@@ -116,18 +128,20 @@ def explain_status(status: Status, context: Context) -> str:
         )
     if status.is_cancel:
         return f"{_service(context)} was cancelled ({status})"
-    if context.operation in ("move", "get") and 0xC000 <= status.code <= 0xCFFF:
+    retrieve = _RETRIEVE_CODES.get(context.operation)
+    if retrieve is not None and retrieve.UNABLE_TO_PROCESS <= code <= 0xCFFF:  # Cxxx
         return (
             f"{text}: the server could not process the query; run the same keys with "
             "--find first to check that they match, and give the unique keys of the "
             "levels (e.g. --key 20,d=<Study Instance UID>)"
         )
-    if status.code == 0xA900:
+    query = _QUERY_CODES.get(context.operation)
+    if query is not None and code == query.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS:
         return (
             f"{text}: the identifier does not fit the information model; check the "
             "root (--patientroot/--studyroot), the level and the keys (--queryhelp)"
         )
-    if status.code == 0x0124 or status.code == 0x0122:
+    if code in (General.NOT_AUTHORIZED, General.SOP_CLASS_NOT_SUPPORTED):
         return f"{text}: ask the server's administrator to allow this service for AE title {context.calling_ae!r}"
     return text
 

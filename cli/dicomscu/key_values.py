@@ -18,7 +18,7 @@ The rules, one row of `RULES` per VR:
 - Range Matching (PS3.4 C.2.2.2.5) gives DA, TM and DT three more forms: `v1-v2`
   (v1 not after v2), `-v2` and `v1-`. A DT with a negative offset from UTC holds a
   `-` too: a value is one DT with an offset when it reads as one with at least the
-  hour given (`2024010112-0500`), and a range otherwise, as dimse/archive/matching.py reads
+  hour given (`2024010112-0500`), and a range otherwise, as dimse/archive/conditions.py reads
   it on our own server.
 - Wild cards `*` and `?` (PS3.4 C.2.2.2.4) belong to AE, CS, LO, LT, PN, SH, ST, UC,
   UR and UT only; in a value of any other VR they are refused, with what to write
@@ -185,7 +185,7 @@ def value_problem(vr: str, text: str) -> str | None:
     values = text.split("\\") if rule.several else [text]
     for value in values:
         if value == "":
-            continue  # an empty value in a list: no condition (dimse/archive/matching.py drops it)
+            continue  # an empty value in a list: no condition (dimse/archive/conditions.py drops it)
         problem = _one_problem(vr, rule, value)
         if problem is not None:
             return problem
@@ -242,9 +242,9 @@ def _splits(vr: str, value: str) -> list[tuple[str, str]]:
 def _after(vr: str, low: str, high: str) -> bool:
     """Whether the bound `low` is later than `high`, both valid values of `vr`.
     TM and DT compare at the precision written, as the server does: `1200` is the
-    whole minute (dimse.archive.matching.range_key). DT values with an offset are not compared
+    whole minute (dimse.archive.conditions.range_key). DT values with an offset are not compared
     (the server compares them as written; the user may mean the offsets)."""
-    from dimse.archive.matching import range_key
+    from dimse.archive.conditions import range_key
 
     if vr == "DT" and (_DT_OFFSET.search(low) or _DT_OFFSET.search(high)):
         return False

@@ -28,9 +28,7 @@ from typing import TYPE_CHECKING
 from cli.dicomscu.parser import DEFAULT_MAX_PDU, PRIORITIES, port_number
 from dimse.models import Root
 from dimse.transfer.convert import Decompress
-from dul.connection import Timeouts
-from dul.drivers.recorder import PduRecorder
-from dul.items import UserIdentityRQSubItem
+from dimse.upper_layer import PduRecorder, Timeouts, UserIdentityRQSubItem
 
 if TYPE_CHECKING:
     import ssl
@@ -119,7 +117,7 @@ def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         return None
     if args.tls_no_verify and args.tls_ca is not None:
         raise UsageError("--tls-no-verify and --tls-ca contradict each other: give one")
-    from dul import tls  # imports ssl: only when TLS is asked for
+    from dimse import tls  # imports ssl: only when TLS is asked for
 
     try:
         return tls.client_context(
@@ -217,7 +215,7 @@ def resolve(args: argparse.Namespace) -> Settings:
     host: str | None = args.hostname
     default_port = DEFAULT_PORT
     if ssl_context is not None:
-        from dul.tls import DICOM_TLS_PORT  # loaded already, by _tls_context
+        from dimse.tls import DICOM_TLS_PORT  # loaded already, by _tls_context
 
         default_port = DICOM_TLS_PORT
     port: int = args.port if args.port is not None else default_port

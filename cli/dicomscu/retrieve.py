@@ -36,8 +36,7 @@ from dimse.models import LEVELS, UNIQUE_KEYS
 from dimse.results import RetrieveResponse
 from dimse.storage import InstanceWriter
 from dimse.storage_scp import StorageSCP
-from dul.errors import AssociationError
-from dul.negotiation import ProposedContext
+from dimse.upper_layer import AssociationError, ProposedContext
 
 log = logging.getLogger("dicomscu")
 

@@ -49,8 +49,7 @@ from dimse.client import NoPresentationContext
 from dimse.file_check import DicomDirectory, check_file
 from dimse.files import NotDicomFile, Part10Info
 from dimse.proposals import MAX_CONTEXTS, StoreGroup, plan_store
-from dul.errors import AssociationError
-from dul.negotiation import ProposedContext
+from dimse.upper_layer import AssociationError, ProposedContext
 
 log = logging.getLogger("dicomscu")
 

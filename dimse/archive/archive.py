@@ -3,7 +3,8 @@
 Layout under the root directory (nothing is ever written outside it):
 
     root/.lock                        held (flock) by the one process that has it open
-    root/index.sqlite                 the index, WAL mode (dimse/archive/index.py)
+    root/index.sqlite                 the index, WAL mode (dimse/archive/index.py,
+                                      its tables dimse/archive/schema.py)
     root/instances/<hh>/<uid>.dcm     one Part 10 file per instance, as received
     root/instances/<hh>/.incoming-*.part   a file being received
     root/spool/                       data sets converted for a C-MOVE/C-GET, too big
@@ -60,37 +61,34 @@ dimse/archive/matching.py.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
 from pydicom.dataset import Dataset
 
-from dimse.archive.index import Index, IndexFull, Record, record_of
-from dimse.archive.instance_header import SCAN_FIRST, UnreadableInstance, read_texts
+from dimse.archive.index import Index
+from dimse.archive.instance_header import UnreadableInstance, read_texts
 from dimse.archive.query import FindQuery, retrieve_sql, run_find
-from dimse.files import part10_bytes_header
+from dimse.archive.schema import Record, record_of
+from dimse.archive.store import PendingStore, status_for
+from dimse.drivers.locks import new_lock
 from dimse.models import Root
 from dimse.naming import instance_file_name
 from dimse.received import Refusal, check_data_set, check_file_data_set, fit
-from dimse.status import StatusCode
+from dimse.status import StoreStatus
 from dimse.storage import TEMP_PREFIX, PendingInstance
 
 log = logging.getLogger(__name__)
 
 DuplicatePolicy = Literal["replace", "keep", "reject"]
 _POLICIES = ("replace", "keep", "reject")
-#: errno values that mean "no room": A700 Out of Resources (PS3.4 B.2.3).
-_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 INSTANCES_DIR = "instances"
 SPOOL_DIR = "spool"
 INDEX_FILE = "index.sqlite"
@@ -113,119 +111,6 @@ class StoredInstance:
 
 def _clean_uid(uid: str) -> str:
     return uid.strip("\x00 ")
-
-
-def _status_for(exc: BaseException) -> int:
-    if isinstance(exc, IndexFull) or (isinstance(exc, OSError) and exc.errno in _NO_SPACE):
-        return StatusCode.OUT_OF_RESOURCES
-    return StatusCode.PROCESSING_FAILURE
-
-
-class _State(Enum):
-    OPEN = "open"
-    FAILED = "failed"  # a write failed: the rest of the data is dropped, commit gives the status
-    DONE = "done"
-
-
-class PendingStore:
-    """An instance being received (see the module docstring): `write` each fragment of
-    the data set, then `commit()` for the C-STORE status, or `discard()`.
-
-    A write that fails for lack of space does not raise: the temporary file is removed
-    at once, later fragments are dropped, and `commit()` answers A700, so the receiving
-    code needs no special path for a full disk.
-    """
-
-    def __init__(
-        self,
-        archive: Archive,
-        sop_class_uid: str,
-        sop_instance_uid: str,
-        transfer_syntax: str,
-        relative_path: str,
-    ) -> None:
-        self.sop_class_uid = sop_class_uid
-        self.sop_instance_uid = sop_instance_uid
-        self.transfer_syntax = transfer_syntax
-        self.relative_path = relative_path
-        self._archive = archive
-        self._pending: PendingInstance | None = None
-        self._head = bytearray()  # the data set's first bytes, to index without a re-read
-        self._status: int = StatusCode.SUCCESS
-        #: why the instance was refused, when it was (for the C-STORE's Error Comment)
-        self.refusal: Refusal | None = None
-        self._state = _State.OPEN
-        shard, _, name = relative_path.rpartition("/")
-        header = part10_bytes_header(sop_class_uid, sop_instance_uid, transfer_syntax)
-        #: where the data set starts in the file, and its transfer syntax
-        self.layout = (len(header), transfer_syntax)
-        try:
-            directory = archive._shard(shard)
-            try:
-                self._pending = PendingInstance(directory, name, header, archive.fsync)
-            except FileNotFoundError:  # the directory was removed behind our back
-                del archive._shards[shard]
-                directory = archive._shard(shard)
-                self._pending = PendingInstance(directory, name, header, archive.fsync)
-        except OSError as exc:  # PendingInstance removed its own temporary file
-            self._fail(exc)
-
-    @property
-    def pending(self) -> PendingInstance | None:
-        """The temporary file, None once it is gone."""
-        return self._pending
-
-    def _fail(self, exc: OSError) -> None:
-        log.error(
-            "C-STORE %s: %s; refused with %04XH", self.sop_instance_uid, exc, _status_for(exc)
-        )
-        self._status = _status_for(exc)
-        self._state = _State.FAILED
-        self._drop()
-
-    def _drop(self) -> None:
-        if self._pending is not None:
-            self._pending.discard()
-            self._pending = None
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Append data set bytes; returns len(data) (also when they were dropped)."""
-        if self._state is _State.DONE:
-            raise ValueError("write to a PendingStore that was committed or discarded")
-        if self._pending is not None:
-            if len(self._head) < SCAN_FIRST:
-                self._head += data[: SCAN_FIRST - len(self._head)]
-            try:
-                self._pending.write(data)
-            except OSError as exc:
-                self._fail(exc)
-        return len(data)
-
-    def commit(self) -> int:
-        """Store the instance; returns the C-STORE status (PS3.4 B.2.3)."""
-        if self._state is _State.DONE:
-            raise ValueError("commit of a PendingStore that was committed or discarded")
-        state, self._state = self._state, _State.DONE
-        if state is _State.FAILED or self._pending is None:
-            return self._status
-        return self._archive._commit(self, self._pending)
-
-    def discard(self) -> None:
-        """Give the instance up (e.g. the association was aborted): nothing is kept."""
-        self._state = _State.DONE
-        self._drop()
-
-    def __enter__(self) -> PendingStore:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._state is not _State.DONE:
-            self.discard()
 
 
 class Archive:
@@ -262,7 +147,7 @@ class Archive:
         self.spool_dir = self.root / SPOOL_DIR
         self.spool_dir.mkdir(exist_ok=True)
         self._lock_fd = self._take_lock()
-        self._commit_lock = threading.Lock()
+        self._commit_lock = new_lock()
         self._unsettled: set[tuple[int, str]] = set()
         #: instances/<hh> (relative) -> its directory, for those known to exist
         self._shards: dict[str, Path] = {}
@@ -345,7 +230,9 @@ class Archive:
             self.relative_path(sop_instance_uid),
         )
 
-    def _refuse(self, store: PendingStore, pending: PendingInstance, status: int, why: str) -> int:
+    def _refuse(
+        self, store: PendingStore, pending: PendingInstance, status: StoreStatus, why: str
+    ) -> StoreStatus:
         log.warning("C-STORE %s refused with %04XH: %s", store.sop_instance_uid, status, why)
         if store.refusal is None:
             store.refusal = Refusal(status, why, fit(why))
@@ -364,13 +251,13 @@ class Archive:
             pending.temp_path, offset, syntax, store.sop_class_uid, store.sop_instance_uid
         )
 
-    def _commit(self, store: PendingStore, pending: PendingInstance) -> int:
+    def _commit(self, store: PendingStore, pending: PendingInstance) -> StoreStatus:
         try:
             pending.sync()  # the fsync of the data, before the lock: associations overlap it
             size = pending.size
         except OSError as exc:
             pending.discard()
-            return _status_for(exc)
+            return status_for(exc)
         refusal = self._check(store, pending)
         if refusal is not None:
             store.refusal = refusal
@@ -379,21 +266,21 @@ class Archive:
             texts_of, syntax = read_texts(pending.temp_path, store.layout, bytes(store._head))
             record = record_of(texts_of, syntax, store.relative_path, size)
         except UnreadableInstance as exc:
-            return self._refuse(store, pending, StatusCode.CANNOT_UNDERSTAND, str(exc))
+            return self._refuse(store, pending, StoreStatus.CANNOT_UNDERSTAND, str(exc))
         except Exception as exc:  # a value pydicom cannot decode (a bad character set...)
             return self._refuse(
-                store, pending, StatusCode.CANNOT_UNDERSTAND, f"the data set cannot be read: {exc}"
+                store, pending, StoreStatus.CANNOT_UNDERSTAND, f"the data set cannot be read: {exc}"
             )
         problem = self._mismatch(store, record)
         if problem:
             return self._refuse(
-                store, pending, StatusCode.DATA_SET_DOES_NOT_MATCH_SOP_CLASS, problem
+                store, pending, StoreStatus.DATA_SET_DOES_NOT_MATCH_SOP_CLASS, problem
             )
         unfiled = self._unfiled(record)
         if unfiled:
             # Not a mismatch with the SOP class: we cannot place it in the archive's
             # patient/study/series hierarchy, hence Cannot understand, with the reason.
-            return self._refuse(store, pending, StatusCode.CANNOT_UNDERSTAND, unfiled)
+            return self._refuse(store, pending, StoreStatus.CANNOT_UNDERSTAND, unfiled)
         with self._commit_lock:
             return self._commit_locked(store, pending, record)
 
@@ -415,12 +302,14 @@ class Archive:
                 return f"no {name} Instance UID ({tag}): cannot be filed"
         return ""
 
-    def _duplicate_status(self) -> int:
+    def _duplicate_status(self) -> StoreStatus:
         if self.duplicate_policy == "reject":
-            return StatusCode.DUPLICATE_SOP_INSTANCE
-        return StatusCode.SUCCESS
+            return StoreStatus.DUPLICATE_SOP_INSTANCE
+        return StoreStatus.SUCCESS
 
-    def _commit_locked(self, store: PendingStore, pending: PendingInstance, record: Record) -> int:
+    def _commit_locked(
+        self, store: PendingStore, pending: PendingInstance, record: Record
+    ) -> StoreStatus:
         self._settle_unsettled()
         replace = self.duplicate_policy == "replace"
         try:
@@ -428,7 +317,7 @@ class Archive:
         except Exception as exc:  # sqlite3.Error or IndexFull: nothing changed yet
             pending.discard()
             log.error("C-STORE %s: the index cannot be written: %s", store.sop_instance_uid, exc)
-            return _status_for(exc)
+            return status_for(exc)
         if journal_id is None:
             pending.discard()
             log.info(
@@ -447,7 +336,7 @@ class Archive:
         except OSError as exc:  # the temporary file is gone; the final name unchanged
             log.error("C-STORE %s: %s", store.sop_instance_uid, exc)
             self._settle_or_defer(journal_id, record.path)
-            return _status_for(exc)
+            return status_for(exc)
         try:
             self._index.put(record, journal_id)
         except Exception as exc:
@@ -455,8 +344,8 @@ class Archive:
             # indexed from disk at the next commit or the next start.
             log.error("C-STORE %s: stored but not indexed: %s", store.sop_instance_uid, exc)
             self._unsettled.add((journal_id, record.path))
-            return _status_for(exc)
-        return StatusCode.SUCCESS
+            return status_for(exc)
+        return StoreStatus.SUCCESS
 
     def _settle_or_defer(self, journal_id: int, relative: str) -> None:
         try:

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 
-from dimse.archive.archive import Archive, PendingStore
-from dimse.archive.matching import QueryError
+from dimse.archive.archive import Archive
+from dimse.archive.conditions import QueryError
+from dimse.archive.store import PendingStore
 from dimse.archive.worklist import Worklist
 from dimse.messages import C_FIND_RQ, C_GET_RQ, C_MOVE_RQ, C_STORE_RQ
 from dimse.models import LEVELS, MODALITY_WORKLIST_FIND, Root, levels_of, root_of
 from dimse.scp import Caller, Handlers, HandlerStatus, StoreSink
+from dimse.status import FindStatus, GetStatus, MoveStatus
 from dul.negotiation import RequestorsChoice
 
 if TYPE_CHECKING:
@@ -30,8 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dimse.archive.handlers")
 
-IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
-UNABLE_TO_PROCESS = 0xC000
+#: The codes of a service whose identifier has a Query/Retrieve Level (PS3.4 C.4).
+QueryCodes = type[FindStatus] | type[MoveStatus] | type[GetStatus]
 
 
 class _ArchiveSink(StoreSink):
@@ -92,16 +94,16 @@ class ArchiveHandlers(Handlers):
     # -- query ------------------------------------------------------------------------
 
     @staticmethod
-    def _level(root: Root, identifier: Dataset) -> str:
+    def _level(root: Root, identifier: Dataset, codes: QueryCodes) -> str:
         level = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
         if level not in LEVELS:
             raise HandlerStatus(
-                UNABLE_TO_PROCESS,
+                codes.UNABLE_TO_PROCESS,
                 f"Query/Retrieve Level {level or '(none)'} is not one of {', '.join(LEVELS)}",
             )
         if level not in levels_of(root):
             raise HandlerStatus(
-                IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+                codes.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
                 f"the {root.value} root model has no {level} level",
             )
         return level
@@ -111,27 +113,33 @@ class ArchiveHandlers(Handlers):
         try:
             if root is Root.WORKLIST:
                 if self.worklist is None:
-                    raise HandlerStatus(0x0122, "no worklist is configured")
+                    raise HandlerStatus(
+                        FindStatus.SOP_CLASS_NOT_SUPPORTED, "no worklist is configured"
+                    )
                 return self.worklist.find(identifier)
             if root is None:
-                raise HandlerStatus(0x0122)
-            return self.archive.find(identifier, root, self._level(root, identifier))
+                raise HandlerStatus(FindStatus.SOP_CLASS_NOT_SUPPORTED)
+            level = self._level(root, identifier, FindStatus)
+            return self.archive.find(identifier, root, level)
         except QueryError as exc:  # an identifier that cannot be answered: its status
-            raise HandlerStatus(exc.status, str(exc)[:64]) from exc
+            raise HandlerStatus(exc.status_in(FindStatus), str(exc)[:64]) from exc
 
     # -- retrieve -----------------------------------------------------------------------
 
     def retrieve(
         self, caller: Caller, request: C_MOVE_RQ | C_GET_RQ, identifier: Dataset
     ) -> list[Path]:
+        codes: type[MoveStatus] | type[GetStatus] = (
+            MoveStatus if isinstance(request, C_MOVE_RQ) else GetStatus
+        )
         root = root_of(request.affected_sop_class_uid)
         if root is None or root is Root.WORKLIST:
-            raise HandlerStatus(0x0122)
-        level = self._level(root, identifier)
+            raise HandlerStatus(codes.SOP_CLASS_NOT_SUPPORTED)
+        level = self._level(root, identifier, codes)
         try:
             instances = self.archive.instances(identifier, root, level)
         except QueryError as exc:  # e.g. no Unique Key of the level: its status
-            raise HandlerStatus(exc.status, str(exc)[:64]) from exc
+            raise HandlerStatus(exc.status_in(codes), str(exc)[:64]) from exc
         return [instance.path for instance in instances]
 
     def destination(self, caller: Caller, ae_title: str) -> tuple[str, int] | None:

@@ -1,12 +1,5 @@
-"""The archive's index: the four levels of the Query/Retrieve information model in SQLite.
-
-One table per entity of PS3.4 C.6.1.1 (patients, studies, series, instances), each
-keyed by its level's Unique Key and holding the indexed attributes of
-`dimse.archive.query_keys.INDEXED` as normalized text (`dimse.archive.matching.normalize`; several
-values joined by a backslash, as on the wire), with a comparable twin column
-`<keyword>__k` for DA, TM and DT. Each row points to its parent by the parent's Unique
-Key. The attributes of a patient, study or series are those of the instance of it
-stored last.
+"""The archive's index in SQLite: the connections, the writes of the archive's
+commit, and the reads of its queries. The tables are `dimse.archive.schema`'s.
 
 A `journal` table names the files whose index rows may not match them yet: a row is
 committed before a file is renamed into place and removed in the transaction that
@@ -21,270 +14,27 @@ connection is used only by the archive's commit, which holds its own lock.
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from dimse.archive.instance_header import TextsOf
-from dimse.archive.matching import (
-    AnyOf,
-    Condition,
-    Range,
-    Single,
-    UidList,
-    Universal,
-    Wildcard,
-    normalize,
-    range_key,
+from dimse.archive.query_keys import IMAGE, PATIENT, SERIES, STUDY
+from dimse.archive.schema import (
+    PARENT,
+    SCHEMA_VERSION,
+    TABLES,
+    UNIQUE,
+    Record,
+    row_extra,
+    schema_sql,
+    upsert_sql,
 )
-from dimse.archive.query_keys import IMAGE, INDEXED, PATIENT, SERIES, STUDY, Column
+from dimse.drivers.locks import new_lock
 from dimse.models import LEVELS
-
-SCHEMA_VERSION = "1"
-
-TABLES = {PATIENT: "patients", STUDY: "studies", SERIES: "series", IMAGE: "instances"}
-ALIASES = {PATIENT: "p", STUDY: "st", SERIES: "se", IMAGE: "i"}
-UNIQUE = {level: INDEXED[level][0].keyword for level in LEVELS}
-#: The column of each table that names its parent (the parent's Unique Key).
-PARENT = {STUDY: "PatientID", SERIES: "StudyInstanceUID", IMAGE: "SeriesInstanceUID"}
-
-#: Attributes of PS3.4 C.3.4 Table C.3-1 (and Available Transfer Syntax UID,
-#: C.6.1.1.5) computed from the index: keyword -> (entity, VR, SQL expression).
-COMPUTED: dict[str, tuple[str, str, str]] = {
-    "NumberOfPatientRelatedStudies": (
-        PATIENT,
-        "IS",
-        "(SELECT COUNT(*) FROM studies x WHERE x.PatientID = p.PatientID)",
-    ),
-    "NumberOfPatientRelatedSeries": (
-        PATIENT,
-        "IS",
-        "(SELECT COUNT(*) FROM series x JOIN studies y ON y.StudyInstanceUID = x.StudyInstanceUID"
-        " WHERE y.PatientID = p.PatientID)",
-    ),
-    "NumberOfPatientRelatedInstances": (
-        PATIENT,
-        "IS",
-        "(SELECT COUNT(*) FROM instances x JOIN series y ON y.SeriesInstanceUID = x.SeriesInstanceUID"
-        " JOIN studies z ON z.StudyInstanceUID = y.StudyInstanceUID WHERE z.PatientID = p.PatientID)",
-    ),
-    "NumberOfStudyRelatedSeries": (
-        STUDY,
-        "IS",
-        "(SELECT COUNT(*) FROM series x WHERE x.StudyInstanceUID = st.StudyInstanceUID)",
-    ),
-    "NumberOfStudyRelatedInstances": (
-        STUDY,
-        "IS",
-        "(SELECT COUNT(*) FROM instances x JOIN series y ON y.SeriesInstanceUID = x.SeriesInstanceUID"
-        " WHERE y.StudyInstanceUID = st.StudyInstanceUID)",
-    ),
-    "ModalitiesInStudy": (
-        STUDY,
-        "CS",
-        "(SELECT group_concat(m, '\\') FROM (SELECT DISTINCT x.Modality AS m FROM series x"
-        " WHERE x.StudyInstanceUID = st.StudyInstanceUID AND x.Modality <> '' ORDER BY m))",
-    ),
-    "SOPClassesInStudy": (
-        STUDY,
-        "UI",
-        "(SELECT group_concat(c, '\\') FROM (SELECT DISTINCT x.SOPClassUID AS c FROM instances x"
-        " JOIN series y ON y.SeriesInstanceUID = x.SeriesInstanceUID"
-        " WHERE y.StudyInstanceUID = st.StudyInstanceUID ORDER BY c))",
-    ),
-    "NumberOfSeriesRelatedInstances": (
-        SERIES,
-        "IS",
-        "(SELECT COUNT(*) FROM instances x WHERE x.SeriesInstanceUID = se.SeriesInstanceUID)",
-    ),
-    "AvailableTransferSyntaxUID": (IMAGE, "UI", "i.TransferSyntaxUID"),
-}
-
-#: The path of the instance stored last under an entity, for attributes read from a file.
-_REPRESENTATIVE = {
-    IMAGE: "i.path",
-    SERIES: "(SELECT x.path FROM instances x WHERE x.SeriesInstanceUID = se.SeriesInstanceUID"
-    " ORDER BY x.rowid DESC LIMIT 1)",
-    STUDY: "(SELECT x.path FROM instances x JOIN series y ON y.SeriesInstanceUID = x.SeriesInstanceUID"
-    " WHERE y.StudyInstanceUID = st.StudyInstanceUID ORDER BY x.rowid DESC LIMIT 1)",
-    PATIENT: "(SELECT x.path FROM instances x JOIN series y ON y.SeriesInstanceUID = x.SeriesInstanceUID"
-    " JOIN studies z ON z.StudyInstanceUID = y.StudyInstanceUID WHERE z.PatientID = p.PatientID"
-    " ORDER BY x.rowid DESC LIMIT 1)",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """What the index keeps of one stored instance."""
-
-    values: Mapping[str, str]  # column name -> text, for every column of every level
-    sop_class_uid: str
-    sop_instance_uid: str
-    transfer_syntax: str
-    path: str  # relative to the archive's root
-    size: int
-
-
-_RECORD_COLUMNS = [(c.keyword, c.tag, c.vr, c.ranged) for cs in INDEXED.values() for c in cs]
-
-
-def record_of(texts_of: TextsOf, transfer_syntax: str, path: str, size: int) -> Record:
-    """The Record of an instance from its header attributes, as text by tag and VR
-    (dimse/archive/instance_header.py `read_texts`)."""
-    values: dict[str, str] = {}
-    for keyword, tag, vr, ranged in _RECORD_COLUMNS:
-        found = texts_of(tag, vr)
-        if not found:
-            values[keyword] = ""
-            if ranged:
-                values[keyword + "__k"] = ""
-            continue
-        items = [normalize(vr, t) for t in found]
-        values[keyword] = "\\".join(items)
-        if ranged:
-            values[keyword + "__k"] = range_key(vr, items[0]) or ""
-    return Record(
-        values,
-        values["SOPClassUID"],
-        values["SOPInstanceUID"],
-        transfer_syntax,
-        path,
-        size,
-    )
-
-
-def _column_names(level: str) -> list[str]:
-    names = []
-    for column in INDEXED[level]:
-        names.append(column.keyword)
-        if column.ranged:
-            names.append(column.keyword + "__k")
-    return names
-
 
 #: Rows kept in `Index._written` before it is emptied (a few hundred bytes each).
 _WRITTEN_MAX = 4096
-
-
-@functools.cache
-def _upsert_sql(level: str) -> tuple[str, list[str]]:
-    """The INSERT ... ON CONFLICT DO UPDATE of one level's row, and the columns whose
-    values it takes first (`_extra` gives the rest)."""
-    names = _column_names(level)
-    every = names + ([PARENT[level]] if level in PARENT else [])
-    if level == IMAGE:
-        every += ["TransferSyntaxUID", "path", "size"]
-    updates = ", ".join(f"{n} = excluded.{n}" for n in every[1:])
-    sql = (
-        f"INSERT INTO {TABLES[level]} ({', '.join(every)}) VALUES ({', '.join('?' * len(every))})"
-        f" ON CONFLICT ({UNIQUE[level]}) DO UPDATE SET {updates}"
-    )
-    return sql, names + ([PARENT[level]] if level in PARENT else [])
-
-
-def _extra(level: str, record: Record) -> list[object]:
-    return [record.transfer_syntax, record.path, record.size] if level == IMAGE else []
-
-
-def _schema() -> str:
-    statements = []
-    for level in LEVELS:
-        columns = [f"{UNIQUE[level]} TEXT PRIMARY KEY NOT NULL"]
-        if level in PARENT:
-            columns.append(f"{PARENT[level]} TEXT NOT NULL")
-        columns += [f"{name} TEXT NOT NULL DEFAULT ''" for name in _column_names(level)[1:]]
-        if level == IMAGE:
-            columns += [
-                "TransferSyntaxUID TEXT NOT NULL",
-                "path TEXT NOT NULL UNIQUE",
-                "size INTEGER NOT NULL",
-            ]
-        statements.append(f"CREATE TABLE IF NOT EXISTS {TABLES[level]} ({', '.join(columns)})")
-        if level in PARENT:
-            statements.append(
-                f"CREATE INDEX IF NOT EXISTS {TABLES[level]}_parent ON {TABLES[level]} ({PARENT[level]})"
-            )
-    statements += [
-        "CREATE INDEX IF NOT EXISTS patients_name ON patients (PatientName)",
-        "CREATE INDEX IF NOT EXISTS studies_date ON studies (StudyDate__k)",
-        "CREATE INDEX IF NOT EXISTS studies_accession ON studies (AccessionNumber)",
-        "CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY, path TEXT NOT NULL)",
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    ]
-    return ";\n".join(statements) + ";"
-
-
-# --------------------------------------------------------------------------------------
-# Matching in SQL
-
-
-def _glob(pattern: str) -> str:
-    """A DICOM wild card pattern (C.2.2.2.4) as a SQLite GLOB pattern: `*` and `?` are
-    the same; `[` is GLOB's only other special character and is escaped as `[[]`."""
-    return pattern.replace("[", "[[]")
-
-
-def sql_condition(expr: str, vr: str, condition: Condition) -> tuple[str, list[Any]] | None:
-    """A WHERE clause testing the column `expr` (its `__k` twin for ranges), or None
-    when the condition is tested in Python instead (PN, sequences). GLOB rather than
-    LIKE: case-sensitive as C.2.2.2.4 requires, and it can use an index for a prefix."""
-    if isinstance(condition, Universal):
-        return "1", []
-    if vr == "PN" and isinstance(condition, (Single, Wildcard, AnyOf)):
-        return None  # component groups and case folding: dimse.archive.matching.test
-    if isinstance(condition, Single):
-        return f"{expr} = ?", [condition.value]
-    if isinstance(condition, Wildcard):
-        return f"{expr} GLOB ?", [_glob(condition.pattern)]
-    if isinstance(condition, UidList):
-        return f"{expr} IN (SELECT value FROM json_each(?))", [json.dumps(list(condition.uids))]
-    if isinstance(condition, Range):
-        clauses, params = [f"{expr}__k <> ''"], []
-        if condition.low is not None:
-            clauses.append(f"{expr}__k >= ?")
-            params.append(condition.low)
-        if condition.high is not None:
-            clauses.append(f"{expr}__k <= ?")
-            params.append(condition.high)
-        return " AND ".join(clauses), params
-    if isinstance(condition, AnyOf):
-        parts = [sql_condition(expr, vr, option) for option in condition.options]
-        if any(part is None for part in parts):
-            return None
-        clauses = [part[0] for part in parts if part is not None]
-        params = [p for part in parts if part is not None for p in part[1]]
-        return "(" + " OR ".join(clauses) + ")", params
-    return None
-
-
-def column_expr(column: Column) -> str:
-    return f"{ALIASES[column.entity]}.{column.keyword}"
-
-
-def from_clause(level: str) -> str:
-    """The table of `level` joined with those of every level above it."""
-    parts = [f"{TABLES[level]} {ALIASES[level]}"]
-    child = level
-    for parent in reversed(LEVELS[: LEVELS.index(level)]):
-        parts.append(
-            f"JOIN {TABLES[parent]} {ALIASES[parent]} ON {ALIASES[parent]}.{UNIQUE[parent]}"
-            f" = {ALIASES[child]}.{PARENT[child]}"
-        )
-        child = parent
-    return " ".join(parts)
-
-
-def representative_expr(entity: str) -> str:
-    return _REPRESENTATIVE[entity]
-
-
-# --------------------------------------------------------------------------------------
-# The index
 
 
 class IndexFull(Exception):
@@ -297,7 +47,7 @@ class Index:
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         self.path = path
         self._fsync = fsync
-        self._pool_lock = threading.Lock()
+        self._pool_lock = new_lock()
         self._idle: list[sqlite3.Connection] = []
         self._open: list[sqlite3.Connection] = []
         self._closed = False
@@ -308,7 +58,7 @@ class Index:
         # cleared whenever a row may have gone (a delete, a rollback), and when large.
         self._written: dict[tuple[str, str], list[object]] = {}
         self._writer.execute("PRAGMA journal_mode=WAL")
-        self._writer.executescript(_schema())
+        self._writer.executescript(schema_sql())
         found = self._writer.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if found is None:
             self._writer.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
@@ -402,8 +152,8 @@ class Index:
             if len(self._written) > _WRITTEN_MAX:
                 self._written.clear()
             for level in LEVELS:
-                sql, names = _upsert_sql(level)
-                values = [record.values[name] for name in names] + _extra(level, record)
+                sql, names = upsert_sql(level)
+                values = [record.values[name] for name in names] + row_extra(level, record)
                 if level != IMAGE:
                     key = (level, str(values[0]))
                     if self._written.get(key) == values:

@@ -31,7 +31,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from dimse.archive import header_scan
-from dimse.archive.matching import texts
+from dimse.archive.conditions import texts
 from dimse.archive.query_keys import COLUMNS_BY_TAG
 from dimse.datasets import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,

@@ -1,12 +1,12 @@
 """C-FIND and retrieve queries on the archive's index (PS3.4 C.4.1.3, C.4.2.2, C.6).
 
 A C-FIND identifier becomes one SQL SELECT over the table of the query's level joined
-with the tables above it (`dimse.archive.index.from_clause`):
+with the tables above it (`dimse.archive.query_sql.from_clause`):
 
 - keys the index keeps in a column, or computes (PS3.4 C.3.4), are matched in SQL
-  where `dimse.archive.index.sql_condition` can say it (single values, wild cards with GLOB,
-  lists of UIDs, ranges on the comparable twin columns), in Python on the row
-  otherwise (PN, whose component groups and case rules SQL does not know);
+  where `dimse.archive.query_sql.sql_condition` can say it (single values, wild cards
+  with GLOB, lists of UIDs, ranges on the comparable twin columns), in Python on the
+  row otherwise (PN, whose component groups and case rules SQL does not know);
 - other keys (sequences, attributes the index does not keep) are matched and answered
   from one stored instance of the entity, the one stored last (an IMAGE-level row is
   its own instance), read for just those attributes.
@@ -44,34 +44,31 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag
 from pydicom.valuerep import IS, DSfloat
 
-from dimse.archive.index import (
-    COMPUTED,
-    UNIQUE,
-    column_expr,
-    from_clause,
-    representative_expr,
-    sql_condition,
-)
-from dimse.archive.instance_header import UnreadableInstance, read_attributes
-from dimse.archive.matching import (
+from dimse.archive.conditions import (
     UNIVERSAL,
     Key,
     QueryError,
     Universal,
     compile_condition,
     compile_keys,
-    element_matches,
-    person_name,
-    response_element,
-    values_match,
 )
+from dimse.archive.instance_header import UnreadableInstance, read_attributes
+from dimse.archive.matching import element_matches, person_name, response_element, values_match
 from dimse.archive.query_keys import COLUMNS_BY_TAG, IMAGE, NOT_MATCHED, entity_of, model_level
+from dimse.archive.query_sql import (
+    COMPUTED,
+    column_expr,
+    from_clause,
+    representative_expr,
+    sql_condition,
+)
 from dimse.archive.response_charset import (
     character_set_element,
     choose_character_set,
     element_strings,
     request_character_set,
 )
+from dimse.archive.schema import UNIQUE
 from dimse.models import LEVELS, Root, levels_of
 
 log = logging.getLogger(__name__)

@@ -46,7 +46,7 @@ NOT_MATCHED = frozenset(
 @dataclass(frozen=True, slots=True)
 class Column:
     """An attribute the index keeps: one SQL column named by its keyword, holding the
-    normalized text of its value (dimse.archive.matching.normalize); DA, TM and DT have a twin
+    normalized text of its value (dimse.archive.conditions.normalize); DA, TM and DT have a twin
     column `<keyword>__k` with the comparable form used for range matching."""
 
     keyword: str

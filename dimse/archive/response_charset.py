@@ -20,7 +20,7 @@ from pydicom.charset import python_encoding
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from dimse.archive.matching import texts
+from dimse.archive.conditions import texts
 
 UTF8 = "ISO_IR 192"
 _TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})

@@ -7,12 +7,12 @@ modification time), so an operator or a RIS bridge can drop files in at any time
 file that cannot be read, or that has no Scheduled Procedure Step Sequence (so is no
 worklist entry), is skipped with a warning in the log; the others are still answered.
 
-Matching is that of every C-FIND (dimse/archive/matching.py, PS3.4 C.2.2.2), on any key the
-identifier holds: the keys of PS3.4 K.6.1.2 (Patient Name, Patient ID, Accession
-Number, Requested Procedure ID...) and, inside the Scheduled Procedure Step Sequence
-(0040,0100), Scheduled Station AE Title, Scheduled Procedure Step Start Date and Time
-(ranges), Modality, Scheduled Performing Physician's Name... with Sequence Matching
-(C.2.2.2.6).
+Matching is that of every C-FIND (dimse/archive/conditions.py and matching.py,
+PS3.4 C.2.2.2), on any key the identifier holds: the keys of PS3.4 K.6.1.2 (Patient
+Name, Patient ID, Accession Number, Requested Procedure ID...) and, inside the
+Scheduled Procedure Step Sequence (0040,0100), Scheduled Station AE Title, Scheduled
+Procedure Step Start Date and Time (ranges), Modality, Scheduled Performing
+Physician's Name... with Sequence Matching (C.2.2.2.6).
 
 Each Scheduled Procedure Step is an entity of the Modality Worklist Information Model
 (PS3.4 K.6.1.1), so when the identifier asks for the Scheduled Procedure Step Sequence,
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,18 +35,10 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from dimse.archive.matching import (
-    MAX_DEPTH,
-    Key,
-    SequenceMatch,
-    Universal,
-    compile_keys,
-    copy_dataset,
-    dataset_matches,
-    project_item,
-    response_element,
-)
+from dimse.archive.conditions import MAX_DEPTH, Key, SequenceMatch, Universal, compile_keys
+from dimse.archive.matching import copy_dataset, dataset_matches, project_item, response_element
 from dimse.archive.response_charset import request_character_set, set_character_set
+from dimse.drivers.locks import new_lock
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +68,12 @@ def _decode_all(dataset: Dataset, depth: int = 0) -> None:
 
 class Worklist:
     """The worklist entries in `folder` (see the module docstring); PN keys are matched
-    case-sensitively unless `pn_case_sensitive=False` (dimse/archive/matching.py)."""
+    case-sensitively unless `pn_case_sensitive=False` (dimse/archive/conditions.py)."""
 
     def __init__(self, folder: Path, *, pn_case_sensitive: bool = True) -> None:
         self.folder = Path(folder)
         self.fold_pn = not pn_case_sensitive
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         self._cache: dict[str, _Entry] = {}
 
     def _load(self, path: Path, stamp: tuple[int, int]) -> Dataset | None:
@@ -137,7 +128,7 @@ class Worklist:
 
     def find(self, identifier: Dataset) -> Iterator[Dataset]:
         """The C-FIND responses' identifiers (PS3.4 K.4.1.3). Raises
-        `dimse.archive.matching.QueryError` at once when the identifier cannot be answered."""
+        `dimse.archive.conditions.QueryError` at once when the identifier cannot be answered."""
         keys = compile_keys(identifier, skip=(_SPECIFIC_CHARACTER_SET,), fold_pn=self.fold_pn)
         requested = request_character_set(identifier)
         return self._matches(keys, requested)

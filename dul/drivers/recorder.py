@@ -1,5 +1,5 @@
 """The PDU dump (`dicomscu --dump-pdus FILE`): the drivers' record of the bytes of
-each association, both ways, in the format that `dul.explain` documents and reads.
+each association, both ways, in the format of `dul.dump`, which `dul.explain` reads.
 
 A driver module: it keeps a clock (the time of each record) and a lock (a client's
 associations may run at once in threads).
@@ -15,14 +15,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from dul.explain import ENDED, MAGIC, PARTIAL, RECEIVED, SENT, STARTED, encode_record
-from dul.items import Buffer
+from dul.dump import ENDED, MAGIC, PARTIAL, RECEIVED, SENT, STARTED, encode_record
+from dul.fields import Buffer
 from dul.pdu import HEADER
 
 
 class PduRecorder:
     """Writes every PDU of the associations given to it, both ways, to one dump file
-    (format: `dul.explain`), each as one flushed record with its association number
+    (format: `dul.dump`), each as one flushed record with its association number
     and the time since the recorder was made. Thread-safe: a client's associations
     may run at once, each `attach`ed.
 
