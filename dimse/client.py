@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING
 from dimse.drivers.blocking import Runner
 from dimse.engine import Engine
 from dimse.files import Part10Info
-from dimse.fragments import DEFAULT_MAX_IDENTIFIER
-from dimse.messages import Priority
+from dimse.message_base import Priority
 from dimse.models import Root
 from dimse.opening import association_request, tls_refusal
 from dimse.proposals import get_roles as get_roles
 from dimse.proposals import query_contexts as query_contexts
 from dimse.proposals import store_contexts as store_contexts
+from dimse.reassembly import DEFAULT_MAX_IDENTIFIER
 from dimse.results import FindResponse, ReceivedInstance, RetrieveResponse, StoreResult
 from dimse.scu import NoPresentationContext as NoPresentationContext
 from dimse.scu import Requestor
@@ -44,8 +44,8 @@ from dimse.transfer.convert import Decompress
 from dul.connection import Timeouts
 from dul.drivers.sockets import Channel, request_association
 from dul.errors import AssociationAborted, DulTimeout
-from dul.items import UserIdentityRQSubItem
 from dul.negotiation import NegotiatedContext, ProposedContext
+from dul.user_information import UserIdentityRQSubItem
 
 if TYPE_CHECKING:
     import ssl

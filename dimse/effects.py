@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from dimse.engine import Engine
@@ -94,3 +94,31 @@ Flow = Generator[Effect, Any, T]
 class Abandoned(Exception):
     """Thrown into an iterating flow whose user stopped early: the flow ends its
     operation as PS3.7 wants (C-CANCEL) and returns; its `Emit`s are then dropped."""
+
+
+class Driven(Protocol):
+    """A driver's channel: the association whose `endpoint` is an `Engine`."""
+
+    endpoint: Any
+
+
+C = TypeVar("C", bound=Driven)
+
+
+class Channels(Generic[C]):
+    """The channels a runner drives, found by their engine: the flow's own (`main`)
+    and those its `Connect` effects opened (a C-MOVE's sub-associations)."""
+
+    def __init__(self, main: C) -> None:
+        self.channels: dict[int, C] = {}
+        self.main = main
+        self.add(main)
+
+    def add(self, channel: C) -> None:
+        self.channels[id(channel.endpoint)] = channel
+
+    def channel(self, engine: Engine) -> C:
+        channel = self.channels.get(id(engine))
+        if channel is None:  # a `Connect`ed association already closed and forgotten
+            raise engine.error
+        return channel

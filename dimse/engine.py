@@ -27,21 +27,22 @@ import logging
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from dimse.commands import Command, encode_command
 from dimse.errors import DimseError
 from dimse.explain import Tally, describe_message, uid_name
-from dimse.fragments import (
+from dimse.fragments import fragment_message
+from dimse.message_base import DimseMessage, Request, Response
+from dimse.messages import C_CANCEL_RQ, message_from_command
+from dimse.operations import Operation, Served
+from dimse.outgoing import Outgoing, message_units
+from dimse.reassembly import (
     DEFAULT_MAX_IDENTIFIER,
     DataSink,
     Reassembler,
     ReceivedMessage,
-    fragment_message,
+    Sink,
 )
-from dimse.messages import C_CANCEL_RQ, DimseMessage, Request, Response, message_from_command
-from dimse.operations import Operation, Served
-from dimse.outgoing import Outgoing, message_units
 from dul.connection import Connection
 from dul.errors import AbortReason, AssociationAborted, AssociationError, DulTimeout
 from dul.explain import use_uid_names
@@ -64,7 +65,7 @@ class _SinkHolder:
     def __init__(self, sink: DataSink | None) -> None:
         self.sink = sink
 
-    def open(self, context_id: int, command: Command) -> BinaryIO | None:
+    def open(self, context_id: int, command: Command) -> Sink | None:
         return None if self.sink is None else self.sink(context_id, command)
 
 
@@ -286,7 +287,7 @@ class Engine:
                         break
             if self._outbox and self._outbox[0] is outgoing:  # abort() may have emptied it
                 self._outbox.popleft()
-            outgoing.finished()
+            outgoing.finished(connection.name)
             if self._aborting():
                 yield from self.take_output(now)
                 return
@@ -415,9 +416,8 @@ class Engine:
             if message is None:
                 continue
             done.append(message)
-            log.debug(
-                "%s", describe_message("received", message.command, message.context_id, tally)
-            )
+            text = describe_message("received", message.command, message.context_id, tally)
+            log.debug("%s: %s", self.connection.name, text)
             tally = Tally()
             if index < last:
                 tally.pdus = 1  # the rest of this PDU begins the next message

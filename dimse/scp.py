@@ -17,14 +17,12 @@ runs the same ones with asyncio.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dimse.client import open_channel
 from dimse.drivers.blocking import Runner
-from dimse.fragments import DEFAULT_MAX_IDENTIFIER
 from dimse.handlers import ANY_TRANSFER_SYNTAX as ANY_TRANSFER_SYNTAX
 from dimse.handlers import Caller as Caller
 from dimse.handlers import Handlers as Handlers
@@ -32,6 +30,7 @@ from dimse.handlers import HandlerStatus as HandlerStatus
 from dimse.handlers import StoreSink as StoreSink
 from dimse.provider_options import DEFAULT_MAX_PDU as DEFAULT_MAX_PDU
 from dimse.provider_options import ProviderOptions, negotiator
+from dimse.reassembly import DEFAULT_MAX_IDENTIFIER
 from dimse.serve import Session
 from dimse.transfer.convert import Decompress
 from dul.connection import Timeouts
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
     import ssl
 
 log = logging.getLogger("dimse.scp")
+
 
 class Provider:
     """A DICOM server: a `Server` whose associations the `handlers` serve, each in a
@@ -93,7 +93,6 @@ class Provider:
             ssl_context=ssl_context,
             max_pdata_length=max_pdu,
         )
-        self._stopped = threading.Event()
 
     @property
     def port(self) -> int:
@@ -117,14 +116,13 @@ class Provider:
 
     def stop(self, timeout: float | None = 10.0) -> None:
         self.server.shutdown(timeout)
-        self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the provider is stopped (True), or `timeout` passes (False). A
         Ctrl-C while waiting stops it (the associations in progress get 10 s), rather
         than ending the program in a KeyboardInterrupt traceback."""
         try:
-            return self._stopped.wait(timeout)
+            return self.server.wait(timeout)
         except KeyboardInterrupt:
             log.info("interrupted: stopping")
             self.stop()

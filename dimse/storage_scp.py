@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
+from dimse.drivers.locks import new_lock
 from dimse.handlers import Caller, Handlers, HandlerStatus, StoreSink
 from dimse.messages import C_STORE_RQ
 from dimse.received import fit
@@ -76,7 +76,7 @@ class _PendingSink(StoreSink):
 
 class _Recorder:
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = new_lock()
         self.received: list[ReceivedInstance] = []
         self.refused: list[tuple[str, str]] = []  # (SOP Instance UID, why)
 

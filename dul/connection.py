@@ -41,8 +41,8 @@ from dul.errors import (
     PduError,
 )
 from dul.explain import explain_pdu, lent_uid_names
+from dul.fields import Buffer
 from dul.fsm import State
-from dul.items import Buffer
 from dul.machine import Machine
 from dul.negotiation import MIN_PDV_ROOM, NegotiatedContext, negotiated_contexts
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF, Pdu
@@ -169,9 +169,14 @@ class Connection:
     @property
     def over(self) -> bool:
         """The association is over for its user: nothing more will be received."""
-        return self.error is not None or self.released or self.machine.state in (
-            State.Sta1,
-            State.Sta13,
+        return (
+            self.error is not None
+            or self.released
+            or self.machine.state
+            in (
+                State.Sta1,
+                State.Sta13,
+            )
         )
 
     @property
@@ -216,14 +221,44 @@ class Connection:
 
     # -- the driver's inputs ----------------------------------------------------------
 
+    @classmethod
+    def requesting(
+        cls,
+        peer: str,
+        request: A_ASSOCIATE_RQ,
+        timeouts: Timeouts,
+        max_pdata_length: int | None,
+        now: float,
+    ) -> Connection:
+        """A requestor's connection with the A-ASSOCIATE request issued (Evt1, AE-1:
+        the driver now opens the transport). `max_pdata_length` is what we receive;
+        None takes the request's Maximum Length."""
+        if max_pdata_length is None:
+            max_pdata_length = request.user_information.maximum_length or 0
+        machine = Machine(
+            requestor=True, artim_timeout=timeouts.artim, max_pdata_length=max_pdata_length
+        )
+        connection = cls(machine, peer, timeouts)
+        connection.open(request, now)
+        return connection
+
     def open(self, request: A_ASSOCIATE_RQ, now: float) -> None:
         """Requestor: A-ASSOCIATE request (Evt1); the driver then opens the connection."""
         self._perform(self.machine.associate_request(request, now), now)
 
-    def connect_failed(self, why: str, now: float) -> None:
-        """Requestor: the TCP connection (or its TLS handshake) could not be made."""
-        self.error = ConnectionFailed(why)
+    def connect_failed(self, why: str, now: float, *, tls: bool = False) -> ConnectionFailed:
+        """Requestor: the TCP connection (or, `tls`, its TLS handshake) could not be
+        made, for the reason `why`; the error to raise, which says so and what to check."""
+        if tls:
+            text = f"TLS handshake with {self.peer} failed: {why}"
+        else:
+            text = (
+                f"cannot connect to {self.peer}: {why}; check the host name and port, "
+                "and that the DICOM server is running"
+            )
+        error = self.error = ConnectionFailed(text)
         self._perform(self.machine.transport_closed(now), now)  # Evt17 in Sta4: AA-4
+        return error
 
     def connected(self, now: float) -> None:
         """Requestor: the connection is open (Evt2): the A-ASSOCIATE-RQ goes out."""
@@ -250,7 +285,9 @@ class Connection:
         if self.error is None and not self.released and self.machine.state is not State.Sta13:
             text = why or f"{self.peer} closed the connection"
             if self.machine.state in (State.Sta2, State.Sta5):
-                text = why or f"{self.peer} closed the connection without answering the A-ASSOCIATE-RQ"
+                text = (
+                    why or f"{self.peer} closed the connection without answering the A-ASSOCIATE-RQ"
+                )
             self.error = AssociationAborted(text)
         self.close_wanted = False
         self._acse_deadline = None
@@ -261,7 +298,12 @@ class Connection:
         if self._acse_deadline is not None and now >= self._acse_deadline:
             limit = self.timeouts.acse
             self._acse_deadline = None
-            self.abort(now, DulTimeout(f"{self.peer} did not answer {self._acse_what} within {limit} s; association aborted"))
+            self.abort(
+                now,
+                DulTimeout(
+                    f"{self.peer} did not answer {self._acse_what} within {limit} s; association aborted"
+                ),
+            )
             return
         self._perform(self.machine.handle_timer(now), now)
 

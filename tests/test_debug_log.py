@@ -72,6 +72,17 @@ def messages(caplog: pytest.LogCaptureFixture, logger: str, prefix: str = "") ->
     ]
 
 
+def dimse_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The DIMSE message lines, without the association's name that begins each
+    (`requestor: ` or `acceptor HOST:PORT: `, as the upper layer's lines)."""
+    lines = []
+    for message in messages(caplog, "dimse"):
+        name, _, text = message.partition(": ")
+        assert name == "requestor" or name.startswith("acceptor "), message
+        lines.append(text)
+    return lines
+
+
 @pytest.fixture
 def debug_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     for name in ("dul", "dimse"):
@@ -131,7 +142,7 @@ def test_each_dimse_message_is_one_line_with_its_status_in_words(
 ) -> None:
     with our_server() as server:
         echo_association(server.port)
-    lines = messages(debug_log, "dimse")
+    lines = dimse_lines(debug_log)
     via = "; no data set; presentation context 1, in 1 P-DATA-TF PDU, 1 PDV"
     rq = f"C-ECHO-RQ: Message ID 1, Affected SOP Class {VERIFICATION_NAMED}{via}"
     rsp = f"C-ECHO-RSP: responding to Message ID 1, status 0000H (Success){via}"  # no SOP class
@@ -148,8 +159,8 @@ def test_a_stored_file_says_its_size_and_how_it_was_cut(
     with archive_server(tmp_path / "archive", max_pdu=4096) as server:
         with connect(server.port) as association:
             assert association.store(instance.path).status.is_success
-    (sent,) = [m for m in messages(debug_log, "dimse") if m.startswith("sent C-STORE-RQ")]
-    (received,) = [m for m in messages(debug_log, "dimse") if m.startswith("received C-STORE-RQ")]
+    (sent,) = [m for m in dimse_lines(debug_log) if m.startswith("sent C-STORE-RQ")]
+    (received,) = [m for m in dimse_lines(debug_log) if m.startswith("received C-STORE-RQ")]
     assert "Affected SOP Class 1.2.840.10008.5.1.4.1.1.2 (CT Image Storage)" in sent
     assert f"Affected SOP Instance {instance.sop_instance_uid}" in sent
     size = instance.path.stat().st_size
@@ -159,7 +170,7 @@ def test_a_stored_file_says_its_size_and_how_it_was_cut(
     tail = f"presentation context 3, in {pdus} P-DATA-TF PDUs, {pdus} PDVs"
     assert sent.endswith(tail)
     assert received.split("; ", 1)[1] == sent.split("; ", 1)[1]  # the peer counted the same
-    (response,) = [m for m in messages(debug_log, "dimse") if m.startswith("received C-STORE-RSP")]
+    (response,) = [m for m in dimse_lines(debug_log) if m.startswith("received C-STORE-RSP")]
     assert "status 0000H (Success)" in response
 
 
@@ -285,7 +296,7 @@ def _explain(module: str, dump: Path) -> str:
 
 
 def test_dump_pdus_is_written_by_dicomscu_and_explained_again(tmp_path: Path) -> None:
-    from dul.explain import ENDED, MAGIC, RECEIVED, SENT, STARTED, read_dump  # the format
+    from dul.dump import ENDED, MAGIC, RECEIVED, SENT, STARTED, read_dump  # the format
 
     dump = tmp_path / "echo.pdus"
     with our_server() as server:

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from dimse.effects import END, Abandoned, Call, Connect, Emit, Flow, Next, Poll, Wait
-from dimse.engine import Engine
+from dimse.effects import END, Abandoned, Call, Channels, Connect, Emit, Flow, Next, Poll, Wait
 from dul.drivers.sockets import Channel
 
 T = TypeVar("T")
@@ -22,24 +21,12 @@ T = TypeVar("T")
 Opener = Callable[[str, int, dict[str, Any]], Channel]
 
 
-class Runner:
+class Runner(Channels[Channel]):
     """Performs the effects of flows over the channels it knows (one per engine)."""
 
     def __init__(self, channel: Channel, opener: Opener | None = None) -> None:
-        self.channels: dict[int, Channel] = {}
+        super().__init__(channel)
         self.opener = opener
-        self.main = channel
-        self.add(channel)
-
-    def add(self, channel: Channel) -> None:
-        assert isinstance(channel.endpoint, Engine)
-        self.channels[id(channel.endpoint)] = channel
-
-    def channel(self, engine: Engine) -> Channel:
-        channel = self.channels.get(id(engine))
-        if channel is None:  # a `Connect`ed association already closed and forgotten
-            raise engine.error
-        return channel
 
     def run(self, flow: Flow[T]) -> T:
         """Run a flow that emits nothing to its end; its result."""

@@ -110,6 +110,7 @@ class Server:
         self._waiting: dict[int, _Waiting] = {}  # by file descriptor
         self._stopping = False
         self._accept_thread: threading.Thread | None = None
+        self._stopped = threading.Event()
         self._resume_at: float | None = None  # accepting paused until then
         self._backoff = _BACKOFF_FIRST
         self._exhausted = Episode("out of file descriptors or memory: accepting paused")
@@ -403,6 +404,11 @@ class Server:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         self._wake_r.close()
         self._wake_w.close()
+        self._stopped.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the server is shut down (True), or `timeout` passes (False)."""
+        return self._stopped.wait(timeout)
 
     def __enter__(self) -> Server:
         return self.start()

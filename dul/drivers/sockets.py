@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 from dul.connection import Connection, Endpoint, Timeouts
 from dul.drivers.recorder import PduRecorder, PduTap, current_recorder
 from dul.drivers.tls_socket import is_tls, set_timeout, would_block
-from dul.errors import AbortReason, AssociationAborted, ConnectionFailed, DulTimeout
+from dul.errors import AbortReason, AssociationAborted, DulTimeout
+from dul.fields import Buffer
 from dul.fsm import State
-from dul.items import Buffer
 from dul.machine import Machine
 from dul.negotiation import NegotiatedContext
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF
@@ -344,14 +344,8 @@ def request_association(
     """
     if recorder is None:
         recorder = current_recorder()
-    if max_pdata_length is None:
-        max_pdata_length = request.user_information.maximum_length or 0
     peer = address_text(host, port)
-    machine = Machine(
-        requestor=True, artim_timeout=timeouts.artim, max_pdata_length=max_pdata_length
-    )
-    connection = Connection(machine, peer, timeouts)
-    connection.open(request, time.monotonic())  # AE-1: TRANSPORT CONNECT
+    connection = Connection.requesting(peer, request, timeouts, max_pdata_length, time.monotonic())
     try:
         sock = socket.create_connection((host, port), timeout=timeouts.connect)
     except OSError as exc:
@@ -359,12 +353,7 @@ def request_association(
             why = f"no answer within {timeouts.connect} s"
         else:
             why = exc.strerror or str(exc)
-        text = (
-            f"cannot connect to {peer}: {why}; check the host name and port, and that the "
-            "DICOM server is running"
-        )
-        connection.connect_failed(text, time.monotonic())  # Evt17 in Sta4: AA-4
-        raise ConnectionFailed(text) from exc
+        raise connection.connect_failed(why, time.monotonic()) from exc  # Evt17 in Sta4: AA-4
     tune(sock)
     if ssl_context is not None:
         try:
@@ -372,9 +361,7 @@ def request_association(
             sock = ssl_context.wrap_socket(sock, server_hostname=host)
         except OSError as exc:  # ssl.SSLError included
             sock.close()
-            text = f"TLS handshake with {peer} failed: {exc}"
-            connection.connect_failed(text, time.monotonic())
-            raise ConnectionFailed(text) from exc
+            raise connection.connect_failed(str(exc), time.monotonic(), tls=True) from exc
     channel = Channel(sock, connection, recorder=recorder)
     connection.connected(time.monotonic())  # AE-2: send the A-ASSOCIATE-RQ
     channel.pump(lambda: connection.established or connection.over)
