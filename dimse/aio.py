@@ -20,19 +20,27 @@ The operations and the protocol around the hooks are the flows of `dimse.scu` an
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dimse.drivers.aio import AioRunner
 from dimse.engine import Engine
 from dimse.files import Part10Info
-from dimse.fragments import DEFAULT_MAX_IDENTIFIER
 from dimse.handlers import Handlers
-from dimse.messages import Priority
+from dimse.message_base import Priority
 from dimse.models import Root
 from dimse.opening import association_request, tls_refusal
 from dimse.provider_options import ProviderOptions, negotiator
+from dimse.reassembly import DEFAULT_MAX_IDENTIFIER
 from dimse.results import FindResponse, ReceivedInstance, RetrieveResponse, StoreResult
 from dimse.scu import NoPresentationContext, Requestor
 from dimse.serve import Session
@@ -43,8 +51,8 @@ from dul.connection import Timeouts
 from dul.drivers import aio as dul_aio
 from dul.drivers.aio import AioChannel, AioServer
 from dul.errors import AssociationAborted, DulTimeout
-from dul.items import UserIdentityRQSubItem
 from dul.negotiation import NegotiatedContext, ProposedContext
+from dul.user_information import UserIdentityRQSubItem
 
 if TYPE_CHECKING:
     import ssl
@@ -135,6 +143,7 @@ class Association:
         self.engine = engine
         self.requestor = Requestor(engine, decompress)
         self._runner = AioRunner(channel, open_channel)
+        self._iterator: AsyncGenerator[Any, None] | None = None
 
     @property
     def contexts(self) -> dict[int, NegotiatedContext]:
@@ -167,6 +176,7 @@ class Association:
     # -- operations (`dimse.scu` says what each does) ---------------------------------
 
     async def echo(self) -> Status:
+        await self._end_iteration()
         return await self._runner.run(self.requestor.echo())
 
     async def store(
@@ -176,6 +186,7 @@ class Association:
         progress: Callable[[int], None] | None = None,
         move_originator: tuple[str, int] | None = None,
     ) -> StoreResult:
+        await self._end_iteration()
         return await self._runner.run(
             self.requestor.store(source, priority, progress, move_originator)
         )
@@ -183,17 +194,17 @@ class Association:
     def store_many(
         self, infos: Iterable[Part10Info], priority: int = Priority.LOW
     ) -> AsyncIterator[tuple[Part10Info, StoreResult | NoPresentationContext | OSError]]:
-        return self._runner.iterate(self.requestor.store_many(infos, priority))
+        return self._iterating(self.requestor.store_many(infos, priority))
 
     def find(
         self, identifier: Dataset, root: Root, priority: int = Priority.MEDIUM
     ) -> AsyncIterator[FindResponse]:
-        return self._runner.iterate(self.requestor.find(identifier, root, priority))
+        return self._iterating(self.requestor.find(identifier, root, priority))
 
     def move(
         self, identifier: Dataset, root: Root, destination: str, priority: int = Priority.MEDIUM
     ) -> AsyncIterator[RetrieveResponse]:
-        return self._runner.iterate(self.requestor.move(identifier, root, destination, priority))
+        return self._iterating(self.requestor.move(identifier, root, destination, priority))
 
     def get(
         self,
@@ -202,13 +213,27 @@ class Association:
         writer: InstanceWriter,
         priority: int = Priority.MEDIUM,
     ) -> AsyncIterator[RetrieveResponse]:
-        return self._runner.iterate(self.requestor.get(identifier, root, writer, priority))
+        return self._iterating(self.requestor.get(identifier, root, writer, priority))
 
     async def release(self) -> None:
+        await self._end_iteration()
         await self._runner.run(self.requestor.release())
 
     async def abort(self) -> None:
         await self._runner.run(self.requestor.abort())
+
+    # -- one operation at a time ------------------------------------------------------
+
+    def _iterating(self, flow: Any) -> AsyncIterator[Any]:
+        return _Iteration(self, self._runner.iterate(flow))
+
+    async def _end_iteration(self) -> None:
+        """An operation whose iterator its user left with `break` is ended now (C-CANCEL
+        and the responses after it read), before the next request goes: asyncio would
+        close that iterator only later, in a task of its own."""
+        iterator, self._iterator = self._iterator, None
+        if iterator is not None:
+            await iterator.aclose()
 
     async def __aenter__(self) -> Association:
         return self
@@ -218,6 +243,29 @@ class Association:
             await self.release()
         else:
             await self.abort()
+
+
+class _Iteration:
+    """The async iterator of an operation's responses: it ends the operation its
+    association left unfinished before it begins (`Association._end_iteration`)."""
+
+    def __init__(self, association: Association, iterator: AsyncGenerator[Any, None]) -> None:
+        self.association = association
+        self.iterator = iterator
+        self.begun = False
+
+    def __aiter__(self) -> _Iteration:
+        return self
+
+    async def __anext__(self) -> Any:
+        if not self.begun:
+            self.begun = True
+            await self.association._end_iteration()
+            self.association._iterator = self.iterator
+        return await self.iterator.__anext__()
+
+    async def aclose(self) -> None:
+        await self.iterator.aclose()
 
 
 class Provider:
@@ -238,7 +286,6 @@ class Provider:
             timeouts=self.options.timeouts,
             max_pdata_length=self.options.max_pdu,
         )
-        self._stopped: Any = None
 
     @property
     def port(self) -> int:
@@ -254,20 +301,15 @@ class Provider:
             await channel.pump(lambda: channel.connection.closed)  # Sta13: the peer closes
 
     async def start(self) -> Provider:
-        import asyncio
-
-        self._stopped = asyncio.Event()
         await self.server.start(self.options.host, self.options.port, self.options.ssl_context)
         return self
 
     async def serve_forever(self) -> None:
         """Serve until `stop()`."""
-        await self._stopped.wait()
+        await self.server.wait_closed()
 
     async def stop(self, timeout: float | None = 10.0) -> None:
         await self.server.close(timeout)
-        if self._stopped is not None:
-            self._stopped.set()
 
     async def __aenter__(self) -> Provider:
         return await self.start()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -23,17 +23,21 @@ from dimse.commands import decode_command
 from dimse.datasets import decode_dataset
 from dimse.files import read_part10_info
 from dimse.fragments import fragment_message
-from dimse.messages import C_FIND_RQ, C_STORE_RQ, N_GET_RQ
+from dimse.messages import C_FIND_RQ, C_STORE_RQ
 from dimse.models import STUDY_ROOT_FIND, VERIFICATION
+from dimse.n_messages import N_GET_RQ
 from dimse.scp import Caller, Handlers, Provider, StoreSink
 from dul.connection import Timeouts
 from dul.drivers.sockets import request_association
 from dul.negotiation import ProposedContext, build_request
 from tests import peers
+from tests.aio_support import active_associations
 from tests.peers import HOST, findscu, run_dcmtk, wait_until
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
+
+pytest_plugins = ["tests.aio_support"]  # provider_factory: blocking and asyncio providers
 
 TIMEOUTS = Timeouts(connect=10.0, acse=10.0, dimse=30.0, idle=30.0, artim=10.0)
 WAIT_S = 10.0
@@ -177,22 +181,22 @@ def study(uid: str, name: str) -> Dataset:
 
 
 @contextlib.contextmanager
-def serving(handlers: Handlers, **options: Any) -> Iterator[Provider]:
-    provider = Provider(
-        handlers, ae_title="OURSCP", host=HOST, port=0, timeouts=TIMEOUTS, **options
-    )
+def serving(
+    handlers: Handlers, make: Callable[..., Any] = Provider, **options: Any
+) -> Iterator[Any]:
+    provider = make(handlers, ae_title="OURSCP", host=HOST, port=0, timeouts=TIMEOUTS, **options)
     with provider:
         yield provider
-    assert provider.server.active_associations == 0
+    assert active_associations(provider) == 0
 
 
 # --- DCMTK service users
 
 
 @pytest.mark.peers
-def test_echoscu_calls_the_echo_hook() -> None:
+def test_echoscu_calls_the_echo_hook(provider_factory: Callable[..., Any]) -> None:
     handlers = Recording()
-    with serving(handlers) as provider:
+    with serving(handlers, provider_factory) as provider:
         result = run_dcmtk(
             "echoscu", "-v", "-aet", "ECHOSCU", "-aec", "OURSCP", HOST, str(provider.port)
         )
@@ -203,9 +207,9 @@ def test_echoscu_calls_the_echo_hook() -> None:
 
 
 @pytest.mark.peers
-def test_the_echo_hooks_status_is_what_echoscu_gets() -> None:
+def test_the_echo_hooks_status_is_what_echoscu_gets(provider_factory: Callable[..., Any]) -> None:
     handlers = Recording(echo_status=0x0110)
-    with serving(handlers) as provider:
+    with serving(handlers, provider_factory) as provider:
         result = run_dcmtk("echoscu", "-v", "-aec", "OURSCP", HOST, str(provider.port), check=False)
     assert "Received Echo Response (Unknown Status: 0x110)" in result.stderr, result
     assert len(handlers.echoes) == 1
@@ -213,10 +217,10 @@ def test_the_echo_hooks_status_is_what_echoscu_gets() -> None:
 
 @pytest.mark.peers
 @pytest.mark.parametrize("streaming", [True, False], ids=["open_store", "store"])
-def test_storescu_to_the_store_hooks(streaming: bool) -> None:
+def test_storescu_to_the_store_hooks(streaming: bool, provider_factory: Callable[..., Any]) -> None:
     files = [pydicom_file("CT_small.dcm"), pydicom_file("MR_small.dcm")]
     handlers = Recording(streaming=streaming)
-    with serving(handlers) as provider:
+    with serving(handlers, provider_factory) as provider:
         result = run_dcmtk(
             "storescu", "-v", "-aet", "STORESCU", "-aec", "OURSCP", HOST, str(provider.port),
             *files,
@@ -237,9 +241,11 @@ def test_storescu_to_the_store_hooks(streaming: bool) -> None:
 
 
 @pytest.mark.peers
-def test_findscu_gets_what_the_find_hook_yields(tmp_path: Path) -> None:
+def test_findscu_gets_what_the_find_hook_yields(
+    tmp_path: Path, provider_factory: Callable[..., Any]
+) -> None:
     handlers = Recording()
-    with serving(handlers) as provider:
+    with serving(handlers, provider_factory) as provider:
         peer = peers.Peer(HOST, provider.port, "OURSCP")
         keys = {"QueryRetrieveLevel": "STUDY", "StudyInstanceUID": "", "PatientName": ""}
         answers = findscu(peer, tmp_path, keys, model="-S")
@@ -275,11 +281,13 @@ def pynetdicom_association(
 
 
 @pytest.mark.parametrize("streaming", [True, False], ids=["open_store", "store"])
-def test_pynetdicom_echo_store_and_find(streaming: bool) -> None:
+def test_pynetdicom_echo_store_and_find(
+    streaming: bool, provider_factory: Callable[..., Any]
+) -> None:
     ct = pydicom_file("CT_small.dcm")
     ct_class = read_part10_info(ct).sop_class_uid
     handlers = Recording(streaming=streaming)
-    with serving(handlers) as provider:
+    with serving(handlers, provider_factory) as provider:
         contexts = [
             (VERIFICATION, [IMPLICIT_VR_LITTLE_ENDIAN]),
             (ct_class, [EXPLICIT_VR_LITTLE_ENDIAN]),
@@ -308,8 +316,10 @@ def test_pynetdicom_echo_store_and_find(streaming: bool) -> None:
 # --- an unknown request: 0211H
 
 
-def test_n_get_from_pynetdicom_is_answered_unrecognized_operation() -> None:
-    with serving(Recording()) as provider:
+def test_n_get_from_pynetdicom_is_answered_unrecognized_operation(
+    provider_factory: Callable[..., Any],
+) -> None:
+    with serving(Recording(), provider_factory) as provider:
         contexts = [(VERIFICATION, [IMPLICIT_VR_LITTLE_ENDIAN])]
         with pynetdicom_association(provider, contexts) as assoc:
             status, attributes = assoc.send_n_get([0x00100010], VERIFICATION, "1.2.3.4")
@@ -347,7 +357,9 @@ def test_n_get_by_hand_is_answered_unrecognized_operation() -> None:
 # --- C-CANCEL during a long C-FIND
 
 
-def test_c_cancel_from_pynetdicom_ends_a_long_find_with_fe00() -> None:
+def test_c_cancel_from_pynetdicom_ends_a_long_find_with_fe00(
+    provider_factory: Callable[..., Any],
+) -> None:
     peers.require_pynetdicom()
     from pynetdicom.sop_class import (  # type: ignore[attr-defined]
         StudyRootQueryRetrieveInformationModelFind,
@@ -355,7 +367,7 @@ def test_c_cancel_from_pynetdicom_ends_a_long_find_with_fe00() -> None:
 
     limit = 10_000
     handlers = Recording(find_limit=limit)
-    with serving(handlers) as provider:
+    with serving(handlers, provider_factory) as provider:
         contexts = [
             (STUDY_ROOT_FIND, [IMPLICIT_VR_LITTLE_ENDIAN]),
             (VERIFICATION, [IMPLICIT_VR_LITTLE_ENDIAN]),
@@ -382,11 +394,11 @@ def test_c_cancel_from_pynetdicom_ends_a_long_find_with_fe00() -> None:
 
 
 @pytest.mark.peers
-def test_the_decoded_store_equals_the_file() -> None:
+def test_the_decoded_store_equals_the_file(provider_factory: Callable[..., Any]) -> None:
     """What the store hook gets decodes to the instance that was sent."""
     ct = pydicom_file("CT_small.dcm")
     handlers = Recording(streaming=False)
-    with serving(handlers) as provider:
+    with serving(handlers, provider_factory) as provider:
         run_dcmtk("storescu", "-aec", "OURSCP", HOST, str(provider.port), ct)
     [stored] = handlers.stored
     original = dcmread(ct)

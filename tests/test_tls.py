@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ from tests.certs import Pki, dicomscp_running, make_pki, write_encrypted_key
 from tests.dicomscu_support import run_dicomscu
 from tests.peers import HOST, run_dcmtk
 
+pytest_plugins = ["tests.aio_support"]  # provider_factory: blocking and asyncio providers
+
 TIMEOUTS = Timeouts(connect=10.0, acse=10.0, dimse=10.0, idle=10.0, artim=10.0)
 SHORT_ARTIM = Timeouts(connect=10.0, acse=10.0, dimse=10.0, idle=10.0, artim=0.5)
 ECHO = [ProposedContext(VERIFICATION, UNCOMPRESSED)]
@@ -52,8 +54,9 @@ def serving(
     handlers: Handlers | None = None,
     timeouts: Timeouts = TIMEOUTS,
     host: str = HOST,
-) -> Iterator[Provider]:
-    provider = Provider(
+    make: Callable[..., Any] = Provider,
+) -> Iterator[Any]:
+    provider = make(
         handlers or Handlers(),
         ae_title="OURSCP",
         host=host,
@@ -311,9 +314,11 @@ def _dcmtk_tls_args(pki: Pki, *, with_cert: bool = True) -> list[str]:
 
 
 @pytest.mark.peers
-def test_dcmtk_echoscu_with_a_client_certificate_to_our_mutual_tls_server(pki: Pki) -> None:
+def test_dcmtk_echoscu_with_a_client_certificate_to_our_mutual_tls_server(
+    pki: Pki, provider_factory: Callable[..., Any]
+) -> None:
     server = tls.server_context(pki.server_cert, pki.server_key, pki.ca, require_client_cert=True)
-    with serving(server) as provider:
+    with serving(server, make=provider_factory) as provider:
         result = run_dcmtk(
             "echoscu", "-v", *_dcmtk_tls_args(pki), "-aec", "OURSCP", HOST, str(provider.port)
         )
@@ -321,8 +326,12 @@ def test_dcmtk_echoscu_with_a_client_certificate_to_our_mutual_tls_server(pki: P
 
 
 @pytest.mark.peers
-def test_dcmtk_anonymous_tls_echoscu_to_our_server(pki: Pki) -> None:
-    with serving(tls.server_context(pki.server_cert, pki.server_key)) as provider:
+def test_dcmtk_anonymous_tls_echoscu_to_our_server(
+    pki: Pki, provider_factory: Callable[..., Any]
+) -> None:
+    with serving(
+        tls.server_context(pki.server_cert, pki.server_key), make=provider_factory
+    ) as provider:
         result = run_dcmtk(
             "echoscu",
             "-v",
@@ -336,8 +345,12 @@ def test_dcmtk_anonymous_tls_echoscu_to_our_server(pki: Pki) -> None:
 
 
 @pytest.mark.peers
-def test_dcmtk_echoscu_refuses_our_server_from_another_ca(pki: Pki, tmp_path: Path) -> None:
-    with serving(tls.server_context(pki.server_cert, pki.server_key)) as provider:
+def test_dcmtk_echoscu_refuses_our_server_from_another_ca(
+    pki: Pki, tmp_path: Path, provider_factory: Callable[..., Any]
+) -> None:
+    with serving(
+        tls.server_context(pki.server_cert, pki.server_key), make=provider_factory
+    ) as provider:
         result = run_dcmtk(
             "echoscu",
             "+tla",
@@ -354,8 +367,12 @@ def test_dcmtk_echoscu_refuses_our_server_from_another_ca(pki: Pki, tmp_path: Pa
 
 
 @pytest.mark.peers
-def test_dcmtk_plain_echoscu_to_our_tls_server_fails_and_it_keeps_serving(pki: Pki) -> None:
-    with serving(tls.server_context(pki.server_cert, pki.server_key)) as provider:
+def test_dcmtk_plain_echoscu_to_our_tls_server_fails_and_it_keeps_serving(
+    pki: Pki, provider_factory: Callable[..., Any]
+) -> None:
+    with serving(
+        tls.server_context(pki.server_cert, pki.server_key), make=provider_factory
+    ) as provider:
         result = run_dcmtk(
             "echoscu", "-to", "10", "-aec", "OURSCP", HOST, str(provider.port), check=False
         )
@@ -364,7 +381,9 @@ def test_dcmtk_plain_echoscu_to_our_tls_server_fails_and_it_keeps_serving(pki: P
 
 
 @pytest.mark.peers
-def test_dcmtk_storescu_over_tls_to_our_server(pki: Pki, ct_small: Path) -> None:
+def test_dcmtk_storescu_over_tls_to_our_server(
+    pki: Pki, ct_small: Path, provider_factory: Callable[..., Any]
+) -> None:
     received: list[str] = []
 
     class Recording(Handlers):
@@ -375,7 +394,7 @@ def test_dcmtk_storescu_over_tls_to_our_server(pki: Pki, ct_small: Path) -> None
             return 0
 
     server = tls.server_context(pki.server_cert, pki.server_key, pki.ca, require_client_cert=True)
-    with serving(server, Recording()) as provider:
+    with serving(server, Recording(), make=provider_factory) as provider:
         run_dcmtk(
             "storescu", *_dcmtk_tls_args(pki), "-aec", "OURSCP", HOST, str(provider.port), ct_small
         )
@@ -436,14 +455,16 @@ def test_our_client_to_dcmtk_storescp_with_a_server_certificate_only(
 # pynetdicom
 
 
-def test_pynetdicom_scu_over_tls_to_our_server(pki: Pki) -> None:
+def test_pynetdicom_scu_over_tls_to_our_server(
+    pki: Pki, provider_factory: Callable[..., Any]
+) -> None:
     peers.require_pynetdicom()
     from pynetdicom import AE
 
     server = tls.server_context(pki.server_cert, pki.server_key, pki.ca, require_client_cert=True)
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(pki.ca))
     context.load_cert_chain(str(pki.client_cert), str(pki.client_key))
-    with serving(server) as provider:
+    with serving(server, make=provider_factory) as provider:
         ae = AE(ae_title="PYNETDICOM")
         ae.add_requested_context(VERIFICATION)
         assoc = ae.associate(HOST, provider.port, ae_title="OURSCP", tls_args=(context, HOST))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,15 @@ from dimse.scp import Handlers, Provider
 from dul import tls
 from dul.connection import Timeouts
 from dul.errors import AssociationRejected
-from dul.items import UserIdentityRQSubItem
 from dul.negotiation import AcceptorPolicy, ProposedContext, build_request, negotiate
 from dul.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ
+from dul.user_information import UserIdentityRQSubItem
 from tests import peers
 from tests.certs import Pki, dicomscp_running, make_pki
 from tests.dicomscu_support import run_dicomscu
 from tests.peers import HOST, run_dcmtk
+
+pytest_plugins = ["tests.aio_support"]  # provider_factory: blocking and asyncio providers
 
 TIMEOUTS = Timeouts(connect=10.0, acse=10.0, dimse=10.0, idle=10.0, artim=10.0)
 ECHO = [ProposedContext(VERIFICATION, UNCOMPRESSED)]
@@ -65,8 +67,9 @@ def serving(
     hook: Any,
     ssl_context: ssl.SSLContext | None = None,
     allow_password_without_tls: bool = False,
-) -> Iterator[Provider]:
-    provider = Provider(
+    make: Callable[..., Any] = Provider,
+) -> Iterator[Any]:
+    provider = make(
         Handlers(),
         ae_title="OURSCP",
         host=HOST,
@@ -321,7 +324,9 @@ def _pynetdicom_identity(kind: int, primary: bytes, secondary: bytes | None, res
     return item
 
 
-def test_pynetdicom_scu_sends_identities_to_our_server(pki: Pki) -> None:
+def test_pynetdicom_scu_sends_identities_to_our_server(
+    pki: Pki, provider_factory: Callable[..., Any]
+) -> None:
     peers.require_pynetdicom()
     from pynetdicom import AE, evt
 
@@ -338,7 +343,7 @@ def test_pynetdicom_scu_sends_identities_to_our_server(pki: Pki) -> None:
     ae = AE(ae_title="PYNETDICOM")
     ae.add_requested_context(VERIFICATION)
     try:
-        with serving(hook, server) as provider:
+        with serving(hook, server, make=provider_factory) as provider:
 
             def associate_with(item: Any) -> Any:
                 return ae.associate(
@@ -434,7 +439,9 @@ class Storing(Handlers):
 
 
 @pytest.mark.peers
-def test_dcmtk_storescu_username_and_password_over_tls(pki: Pki, ct_small: Path) -> None:
+def test_dcmtk_storescu_username_and_password_over_tls(
+    pki: Pki, ct_small: Path, provider_factory: Callable[..., Any]
+) -> None:
     users = {"alice": identity.hash_password("s3cret", iterations=FAST_ITERATIONS)}
     check = identity.users_check(users, require_identity=True)
     calls: list[tuple[UserIdentityRQSubItem | None, bool]] = []
@@ -444,7 +451,7 @@ def test_dcmtk_storescu_username_and_password_over_tls(pki: Pki, ct_small: Path)
         return check(given, is_tls)
 
     server = tls.server_context(pki.server_cert, pki.server_key)
-    provider = Provider(
+    provider = provider_factory(
         Storing(), ae_title="OURSCP", host=HOST, port=0, timeouts=TIMEOUTS,
         ssl_context=server, identity_check=hook,
     )  # fmt: skip
@@ -467,9 +474,11 @@ def test_dcmtk_storescu_username_and_password_over_tls(pki: Pki, ct_small: Path)
 
 
 @pytest.mark.peers
-def test_dcmtk_storescu_password_without_tls_is_refused(ct_small: Path) -> None:
+def test_dcmtk_storescu_password_without_tls_is_refused(
+    ct_small: Path, provider_factory: Callable[..., Any]
+) -> None:
     hook = Hook()
-    provider = Provider(
+    provider = provider_factory(
         Storing(), ae_title="OURSCP", host=HOST, port=0, timeouts=TIMEOUTS, identity_check=hook
     )
     with provider:

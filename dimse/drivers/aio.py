@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
-from dimse.effects import END, Abandoned, Call, Connect, Emit, Flow, Next, Poll, Wait
-from dimse.engine import Engine
+from dimse.effects import END, Abandoned, Call, Channels, Connect, Emit, Flow, Next, Poll, Wait
 from dul.drivers.aio import AioChannel
 
 T = TypeVar("T")
@@ -25,24 +24,12 @@ T = TypeVar("T")
 AioOpener = Callable[[str, int, dict[str, Any]], Awaitable[AioChannel]]
 
 
-class AioRunner:
+class AioRunner(Channels[AioChannel]):
     """Performs the effects of flows over the channels it knows (one per engine)."""
 
     def __init__(self, channel: AioChannel, opener: AioOpener | None = None) -> None:
-        self.channels: dict[int, AioChannel] = {}
+        super().__init__(channel)
         self.opener = opener
-        self.main = channel
-        self.add(channel)
-
-    def add(self, channel: AioChannel) -> None:
-        assert isinstance(channel.endpoint, Engine)
-        self.channels[id(channel.endpoint)] = channel
-
-    def channel(self, engine: Engine) -> AioChannel:
-        channel = self.channels.get(id(engine))
-        if channel is None:  # a `Connect`ed association already closed and forgotten
-            raise engine.error
-        return channel
 
     async def run(self, flow: Flow[T]) -> T:
         """Run a flow that emits nothing to its end; its result."""
@@ -56,7 +43,7 @@ class AioRunner:
                 return stop.value  # type: ignore[no-any-return]
             value, error = await self._perform(effect)
 
-    async def iterate(self, flow: Flow[None]) -> AsyncIterator[Any]:
+    async def iterate(self, flow: Flow[None]) -> AsyncGenerator[Any, None]:
         """Run a flow, yielding what it emits. A user who stops early (and closes the
         iterator, as `async for` ... `break` does when it is collected) has the flow
         told (`Abandoned`), and run to its end without them."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
@@ -24,8 +25,8 @@ from typing import TYPE_CHECKING
 from dul.admission import Admission, Place
 from dul.connection import Connection, Endpoint, Timeouts
 from dul.drivers.recorder import PduRecorder, PduTap, current_recorder
-from dul.drivers.sockets import Negotiator, address_text
-from dul.errors import AssociationAborted, ConnectionFailed
+from dul.drivers.sockets import ABORT_WRITE, Negotiator, address_text
+from dul.errors import AssociationAborted, DulTimeout
 from dul.framing import DEFAULT_MAX_ASSOCIATION_LENGTH
 from dul.machine import Machine
 from dul.pdu import A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
@@ -142,6 +143,9 @@ class AioChannel(asyncio.Protocol):
             endpoint.written(self.now())
         if endpoint.close_wanted and self.transport is not None:
             self.transport.close()  # connection_lost follows, and tells the endpoint
+            # A peer that reads nothing would keep a closing transport for ever: the
+            # A-ABORT or A-RELEASE-RP gets a second, as in the blocking driver.
+            self.loop.call_later(ABORT_WRITE, self._force_close, self.transport)
         return True
 
     def _keep_timer(self) -> None:
@@ -161,15 +165,34 @@ class AioChannel(asyncio.Protocol):
         self.endpoint.handle_timer(self.now())
         self._settle()
 
-    async def _change(self) -> None:
-        if self._changed is None:
+    def _next_change(self) -> asyncio.Future[None]:
+        """A future resolved at the next input, write window or timer."""
+        if self._changed is None or self._changed.done():
             self._changed = self.loop.create_future()
-        await self._changed
+        return self._changed
+
+    async def _change(self) -> None:
+        await self._next_change()
 
     async def flush(self) -> None:
-        """Write what the endpoint has for the peer, as fast as the peer takes it."""
+        """Write what the endpoint has for the peer, as fast as the peer takes it. A
+        peer that takes nothing for the DIMSE timeout (ROBUSTNESS 39) has its
+        connection closed, and the endpoint is told (`DulTimeout`)."""
+        limit = self.connection.timeouts.dimse
         while not self._write_out():
-            await self._change()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._next_change()), limit)
+            except TimeoutError:
+                if not self._paused or self.transport is None:
+                    continue  # it moved after all
+                error = DulTimeout(
+                    f"sending to {self.peer} did not complete: no progress within {limit} s"
+                )
+                self._output = None
+                self.close_transport()
+                self.endpoint.receive_closed(self.now(), error=error)
+                self._settle()
+                return
         self._keep_timer()
         if self.endpoint.close_wanted and self.transport is None and not self.connection.closed:
             self.endpoint.receive_closed(self.now())
@@ -186,6 +209,10 @@ class AioChannel(asyncio.Protocol):
         """Take what has arrived by now: it is fed as it comes; let it come."""
         await self.flush()
         await asyncio.sleep(0)
+
+    def _force_close(self, transport: asyncio.Transport) -> None:
+        if self.transport is transport:
+            transport.abort()
 
     def close_transport(self) -> None:
         if self._timer is not None:
@@ -210,14 +237,8 @@ async def request_association(
     loop = asyncio.get_running_loop()
     if recorder is None:
         recorder = current_recorder()
-    if max_pdata_length is None:
-        max_pdata_length = request.user_information.maximum_length or 0
     peer = address_text(host, port)
-    machine = Machine(
-        requestor=True, artim_timeout=timeouts.artim, max_pdata_length=max_pdata_length
-    )
-    connection = Connection(machine, peer, timeouts)
-    connection.open(request, loop.time())  # AE-1: TRANSPORT CONNECT
+    connection = Connection.requesting(peer, request, timeouts, max_pdata_length, loop.time())
     try:
         _, channel = await asyncio.wait_for(
             loop.create_connection(
@@ -230,11 +251,8 @@ async def request_association(
             timeouts.connect,
         )
     except (OSError, TimeoutError) as exc:
-        text = f"cannot connect to {peer}: {_why(exc, timeouts)}"
-        if ssl_context is None or not _is_tls_error(exc):
-            text += "; check the host name and port, and that the DICOM server is running"
-        connection.connect_failed(text, loop.time())  # Evt17 in Sta4: AA-4
-        raise ConnectionFailed(text) from exc
+        tls_failed = ssl_context is not None and _is_tls_error(exc)
+        raise connection.connect_failed(_why(exc, timeouts), loop.time(), tls=tls_failed) from exc
     connection.connected(loop.time())  # AE-2: send the A-ASSOCIATE-RQ
     await channel.pump(lambda: connection.established or connection.over)
     if connection.established:
@@ -258,9 +276,11 @@ def _why(exc: BaseException, timeouts: Timeouts) -> str:
     if _is_tls_error(exc):
         from dul.tls import describe_tls_error
 
-        return f"the TLS handshake failed: {describe_tls_error(exc)}"
+        return describe_tls_error(exc)
     assert isinstance(exc, OSError)
-    return exc.strerror or str(exc)
+    # asyncio's own text ("Connect call failed (...)") is not the system's: say what
+    # the blocking driver says of the same failure.
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 AioHandler = Callable[[AioChannel], Awaitable[None]]
@@ -291,11 +311,13 @@ class AioServer:
         self.server: asyncio.Server | None = None
         self._waiting: dict[AioChannel, float] = {}  # connections before their RQ
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = asyncio.Event()
+        self._port = 0
 
     @property
     def port(self) -> int:
-        assert self.server is not None
-        return int(self.server.sockets[0].getsockname()[1])
+        """The port listened on (kept after `close()`)."""
+        return self._port
 
     async def start(
         self, host: str, port: int, ssl_context: ssl.SSLContext | None = None
@@ -308,6 +330,7 @@ class AioServer:
             ssl=ssl_context,
             ssl_handshake_timeout=self.timeouts.artim if ssl_context is not None else None,
         )
+        self._port = int(self.server.sockets[0].getsockname()[1])
         return self
 
     def _connection(self) -> AioChannel:
@@ -380,6 +403,11 @@ class AioServer:
                 task.cancel()
         if self.server is not None:
             await self.server.wait_closed()
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        """Wait until `close()` has run."""
+        await self._closed.wait()
 
 
 class _AcceptedChannel(AioChannel):
