@@ -59,6 +59,9 @@ FIDELITY = "tests/test_fidelity_cases.py::"
 COMMANDS = "tests/test_dimse_commands.py::"
 DIMSE = "tests/test_robustness_dimse.py::"
 STORAGE = "tests/test_robustness_storage.py::"
+ENGINE = "tests/test_engine.py::"
+SERVICES = "tests/test_engine_services.py::"
+TIMEOUTS = "tests/test_engine_timeouts.py::"
 
 
 @dataclass(frozen=True)
@@ -139,11 +142,11 @@ MUTATIONS: tuple[Mutation, ...] = (
         "AE-5 starts no ARTIM timer",
     ),
     Mutation(
-        2, "dul/server.py",
-        "        peer = _address_text(address[0], address[1])\n        now = time.monotonic()\n",
-        "        peer = _address_text(address[0], address[1])\n"
+        2, "dul/drivers/server.py",
+        "        peer = address_text(address[0], address[1])\n        now = time.monotonic()\n",
+        "        peer = address_text(address[0], address[1])\n"
         "        now = time.monotonic()\n"
-        "        self._limits.active += 1  # MUTATION: every TCP connection takes a place\n",
+        "        self.admission.active += 1  # MUTATION: every TCP connection takes a place\n",
         [PDU + "test_02_hundreds_of_silent_connections_leave_room_for_a_normal_one"],
         "the association limit counts TCP connections",
     ),
@@ -173,9 +176,10 @@ MUTATIONS: tuple[Mutation, ...] = (
         "Framer: no cap on the A-ASSOCIATE-RQ length",
     ),
     Mutation(
-        5, "dul/server.py",
-        "            max_association_length=self.max_association_length,\n",
-        "",
+        5, "dul/drivers/server.py",
+        "            max_association_length=self.max_association_length,\n"
+        "            name=f\"acceptor {peer}\",\n",
+        "            name=f\"acceptor {peer}\",\n",
         [PDU + "test_05_the_association_pdu_cap_is_configurable"],
         "Server ignores its max_association_length",
     ),
@@ -187,7 +191,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "Framer: no check against our Maximum Length",
     ),
     Mutation(
-        7, "dul/transport.py",
+        7, "dul/drivers/sockets.py",
         "        if count == 0:\n            self._close_socket()",
         "        if False:  # MUTATION: recv() == 0 (end of stream) not noticed\n"
         "            self._close_socket()",
@@ -196,15 +200,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         8, "dul/items.py",
-        "        if stop > end:\n            raise _bad(",
-        "        if False:  # MUTATION: an item may run past its parent\n            raise _bad(",
+        "        if stop > end:\n            raise invalid(",
+        "        if False:  # MUTATION: an item may run past its parent\n            raise invalid(",
         [PDU + "test_08_an_item_length_past_its_parent_is_aborted"],
         "iter_items: no bound on an item's length",
     ),
     Mutation(
         8, "dul/items.py",
-        "    if len(value) < 4:\n        raise _bad(f\"Presentation Context Item (20H)",
-        "    if False:  # MUTATION\n        raise _bad(f\"Presentation Context Item (20H)",
+        "    if len(value) < 4:\n        raise invalid(f\"Presentation Context Item (20H)",
+        "    if False:  # MUTATION\n        raise invalid(f\"Presentation Context Item (20H)",
         [PDU + "test_08_a_presentation_context_shorter_than_its_fixed_fields_is_aborted"],
         "presentation context shorter than its fixed fields",
     ),
@@ -213,7 +217,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         9, "dul/items.py",
         "        else:\n            items.append(RawItem(item_type, bytes(value)))",
         "        else:  # MUTATION: an unknown item is an error\n"
-        "            raise _bad(f\"{parent}: unknown item type {item_type:02X}H\")",
+        "            raise invalid(f\"{parent}: unknown item type {item_type:02X}H\")",
         [PDU + "test_09_unknown_items_are_skipped_and_the_association_succeeds"],
         "unknown items refused instead of skipped",
     ),
@@ -228,10 +232,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         10, "dul/items.py",
-        "        item_type, _reserved, length = _HEADER.unpack_from(data, offset)\n",
-        "        item_type, _reserved, length = _HEADER.unpack_from(data, offset)\n"
+        "        item_type, _reserved, length = ITEM_HEADER.unpack_from(data, offset)\n",
+        "        item_type, _reserved, length = ITEM_HEADER.unpack_from(data, offset)\n"
         "        if _reserved:  # MUTATION: the reserved byte is checked\n"
-        "            raise _bad(\"reserved byte set\")\n",
+        "            raise invalid(\"reserved byte set\")\n",
         [PDU + "test_10_nonzero_reserved_bytes_are_ignored"],
         "item header's reserved byte checked",
     ),
@@ -271,21 +275,21 @@ MUTATIONS: tuple[Mutation, ...] = (
         "'*' assumes a transfer syntax was offered",
     ),
     Mutation(
-        14, "dul/items.py",
-        "    if len(value) != 4:\n        raise _bad(f\"Maximum Length Sub-Item (51H)",
-        "    if False:  # MUTATION\n        raise _bad(f\"Maximum Length Sub-Item (51H)",
+        14, "dul/user_information.py",
+        "    if len(value) != 4:\n        raise invalid(f\"Maximum Length Sub-Item (51H)",
+        "    if False:  # MUTATION\n        raise invalid(f\"Maximum Length Sub-Item (51H)",
         [PDU + "test_14_malformed_sub_items_are_aborted"],
         "maximum length sub-item of any length",
     ),
     Mutation(
-        14, "dul/items.py",
-        "    if end > len(value):\n        raise _bad(",
-        "    if False:  # MUTATION: a UID length may overrun its sub-item\n        raise _bad(",
+        14, "dul/fields.py",
+        "    if end > len(value):\n        raise invalid(",
+        "    if False:  # MUTATION: a UID length may overrun its sub-item\n        raise invalid(",
         [PDU + "test_14_malformed_sub_items_are_aborted"],
-        "_get_field: no bound on a UID length",
+        "get_field: no bound on a UID length",
     ),
     Mutation(
-        14, "dul/items.py",
+        14, "dul/user_information.py",
         "    if len(value) - offset != 2:",
         "    if False:  # MUTATION: whatever follows the UID",
         [PDU + "test_14_malformed_sub_items_are_aborted"],
@@ -300,18 +304,18 @@ MUTATIONS: tuple[Mutation, ...] = (
         "calling AE title not validated (PS3.5 AE)",
     ),
     Mutation(
-        15, "dul/server.py",
+        15, "dul/drivers/server.py",
         "                    \"association from %s (%r -> %r) rejected: %s\",\n"
         "                    peer,\n"
-        "                    primitive.request.calling_ae_title,",
+        "                    request.calling_ae_title,",
         "                    \"association from %s (%s -> %s) rejected: %s\",  # MUTATION: raw\n"
         "                    peer,\n"
-        "                    primitive.request.calling_ae_title,",
+        "                    request.calling_ae_title,",
         [PDU + "test_15_hostile_calling_ae_titles_are_rejected_by_an_allow_list"],
         "rejected AE titles logged raw",
     ),
     Mutation(
-        15, "dimse/scp.py",
+        15, "dimse/serve.py",
         "            \"association from %s (%r -> %r)\",",
         "            \"association from %s (%s -> %s)\",  # MUTATION: raw",
         [PDU + "test_15_a_called_ae_title_with_control_bytes_is_logged_escaped"],
@@ -332,14 +336,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "called AE title not checked",
     ),
     Mutation(
-        17, "dul/server.py",
-        "                    if limits.active >= limits.max_associations:",
-        "                    if False:  # MUTATION: no association limit",
+        17, "dul/admission.py",
+        "            if self.active >= self.max_associations:",
+        "            if False:  # MUTATION: no association limit",
         [PDU + "test_17_over_the_association_limit_is_accepted_at_tcp_then_rejected"],
         "no association limit",
     ),
     Mutation(
-        17, "dul/server.py",
+        17, "dul/admission.py",
         "            if place.counted:\n",
         "            if False:  # MUTATION: the place is never given back\n",
         [PDU + "test_17_over_the_association_limit_is_accepted_at_tcp_then_rejected"],
@@ -347,21 +351,21 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     # --- 18-21: PDVs
     Mutation(
-        18, "dul/pdu.py",
+        18, "dul/pdata.py",
         "    if end == 0:\n        raise PduError(",
         "    if False:  # MUTATION: a P-DATA-TF may hold no PDV\n        raise PduError(",
         [DIMSE + "test_18_each_layer_refuses_a_p_data_tf_without_pdv"],
         "decode_pdu: P-DATA-TF without PDV",
     ),
     Mutation(
-        18, "dimse/fragments.py",
+        18, "dimse/reassembly.py",
         "        if not pdu.pdvs:\n            self._fail(",
         "        if False:  # MUTATION: a P-DATA-TF may hold no PDV\n            self._fail(",
         [DIMSE + "test_18_each_layer_refuses_a_p_data_tf_without_pdv"],
         "Reassembler: P-DATA-TF without PDV",
     ),
     Mutation(
-        18, "dul/pdu.py",
+        18, "dul/pdata.py",
         "        if length < 2:",
         "        if False:  # MUTATION: a PDV item-length under 2",
         [
@@ -371,42 +375,42 @@ MUTATIONS: tuple[Mutation, ...] = (
         "PDV item-length under 2 accepted",
     ),
     Mutation(
-        18, "dul/pdu.py",
+        18, "dul/pdata.py",
         "        if offset + 6 > end:",
         "        if False:  # MUTATION: stray bytes after the last PDV",
         [DIMSE + "test_18_pdvs_that_do_not_fill_the_pdu_are_aborted[stray-bytes]"],
         "stray bytes after the PDVs",
     ),
     Mutation(
-        18, "dul/pdu.py",
+        18, "dul/pdata.py",
         "        if stop > end:",
         "        if False:  # MUTATION: a PDV may run past the PDU",
         [DIMSE + "test_18_pdvs_that_do_not_fill_the_pdu_are_aborted[pdv-past-pdu]"],
         "a PDV running past the PDU is cut short",
     ),
     Mutation(
-        19, "dul/pdu.py",
+        19, "dul/pdata.py",
         "        if stop > end:",
         "        if False:  # MUTATION: a PDV may run past the PDU",
         [DIMSE + "test_19_a_pdv_length_near_2_to_the_32_is_aborted"],
         "a PDV length near 2^32 is cut short",
     ),
     Mutation(
-        20, "dimse/fragments.py",
+        20, "dimse/reassembly.py",
         "        if context_id not in self.accepted_contexts:",
         "        if False:  # MUTATION: any context",
         [DIMSE + "test_20_a_pdv_on_a_context_not_accepted_is_aborted"],
         "PDV on a context not accepted",
     ),
     Mutation(
-        20, "dimse/fragments.py",
+        20, "dimse/reassembly.py",
         "        elif context_id != self._context:",
         "        elif False:  # MUTATION: the context may change mid-message",
         [DIMSE + "test_20_a_context_that_changes_in_the_middle_of_a_message_is_aborted"],
         "context changes in the middle of a message",
     ),
     Mutation(
-        21, "dimse/fragments.py",
+        21, "dimse/reassembly.py",
         "            if not is_command:\n"
         "                self._fail(\"data set fragment before the last fragment of the command",
         "            if False:  # MUTATION\n"
@@ -415,18 +419,23 @@ MUTATIONS: tuple[Mutation, ...] = (
         "data set fragment inside the command",
     ),
     Mutation(
-        21, "dimse/fragments.py",
+        21, "dimse/reassembly.py",
         "        if is_command:\n            self._fail(\n                \"command fragment before",
         "        if False:  # MUTATION\n            self._fail(\n                \"command fragment before",
         [DIMSE + "test_21_a_new_command_before_the_last_data_fragment_is_aborted"],
         "command fragment inside the data set",
     ),
     Mutation(
-        21, "dimse/channel.py",
-        "            self.channel.abort_invalid(AbortReason.INVALID_PDU_PARAMETER_VALUE, str(exc))",
-        "            pass  # MUTATION: no A-ABORT for PDVs that break PS3.8",
-        [DIMSE + "test_21_a_bad_pdv_while_the_server_looks_for_a_c_cancel_is_aborted"],
-        "MessageChannel: bad PDVs end without A-ABORT",
+        21, "dimse/engine.py",
+        "                self.connection.abort_invalid(\n"
+        "                    AbortReason.INVALID_PDU_PARAMETER_VALUE, str(exc), now\n"
+        "                )\n",
+        "                log.warning(\"%s\", exc)  # MUTATION: no A-ABORT for PDVs that break PS3.8\n",
+        [
+            DIMSE + "test_21_a_bad_pdv_while_the_server_looks_for_a_c_cancel_is_aborted",
+            ENGINE + "test_bad_pdvs_from_the_requestor_abort_with_source_2_reason_6",
+        ],
+        "Engine: bad PDVs are dropped without A-ABORT",
     ),
     # --- 22-24: command sets
     Mutation(
@@ -453,14 +462,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "command element past the bytes left",
     ),
     Mutation(
-        24, "dimse/scp.py",
+        24, "dimse/engine.py",
         "            if exc.status is not None and exc.message_id is not None:",
         "            if False:  # MUTATION: no answer to an unknown command",
         [DIMSE + "test_24_an_unknown_command_field_is_answered_0211_and_the_association_goes_on"],
         "unknown command field not answered 0211",
     ),
     Mutation(
-        24, "dimse/fragments.py",
+        24, "dimse/reassembly.py",
         "            if not is_command:\n                self._fail(\n"
         "                    f\"data set fragment on presentation context {context_id} with no \"\n"
         "                    \"command before it (PS3.7 6.3.1: a message starts with its command)\"\n"
@@ -471,7 +480,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a data set fragment with no command is dropped",
     ),
     Mutation(
-        24, "dimse/fragments.py",
+        24, "dimse/reassembly.py",
         "        if is_command:\n            self._fail(\n                \"command fragment before",
         "        if False:  # MUTATION\n            self._fail(\n                \"command fragment before",
         [DIMSE + "test_24_a_command_after_one_that_announced_a_data_set_is_aborted"],
@@ -479,7 +488,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     # --- 25: fragmentation
     Mutation(
-        25, "dimse/fragments.py",
+        25, "dimse/reassembly.py",
         "        self._command_parts.append(data)",
         "        self._command_parts = [data]  # MUTATION: only the last fragment kept",
         [
@@ -489,7 +498,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "command fragments not joined",
     ),
     Mutation(
-        25, "dimse/fragments.py",
+        25, "dimse/reassembly.py",
         "            self._chunks.append(data)",
         "            self._chunks = [data]  # MUTATION: only the last fragment kept",
         [DIMSE + "test_25_every_fragment_size_reassembles_identically"],
@@ -499,11 +508,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         26, "dimse/datasets.py",
         "    except RecursionError:\n"
-        "        raise DimseError(\n"
-        "            \"the data set nests too deep to be read\", status=CANNOT_UNDERSTAND\n"
-        "        ) from None\n"
+        "        raise DimseError(\"the data set nests too deep to be read\", status=UNREADABLE) from None\n"
         "    except Exception as exc:  # pydicom raises many kinds; none may reach the peer's handler\n"
-        "        raise DimseError(f\"the data set cannot be read: {exc}\", status=CANNOT_UNDERSTAND) from None\n",
+        "        raise DimseError(f\"the data set cannot be read: {exc}\", status=UNREADABLE) from None\n",
         "",
         [DIMSE + "test_26_a_query_nested_1000_deep_is_c000"],
         "decode_dataset lets pydicom's errors out",
@@ -563,14 +570,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "file name from an unvalidated UID",
     ),
     Mutation(
-        30, "dimse/archive/archive.py",
+        30, "dimse/archive/store.py",
         "_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})",
         "_NO_SPACE: frozenset[int] = frozenset()  # MUTATION",
         [STORAGE + "test_30_a_full_disk_is_a700_and_the_association_goes_on"],
         "a full disk is not A700",
     ),
     Mutation(
-        30, "dimse/archive/archive.py",
+        30, "dimse/archive/store.py",
         "        self._state = _State.FAILED\n        self._drop()",
         "        self._state = _State.FAILED  # MUTATION: the temporary file is left",
         [STORAGE + "test_30_a_full_disk_is_a700_and_the_association_goes_on"],
@@ -585,9 +592,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         31, "dimse/storage.py",
-        "        handle, self.temp_path = _create_temp(directory)",
+        "        handle, self.temp_path = _create_temp(directory, mode)",
         "        self.temp_path = self.final_path  # MUTATION: written in place, under its final name\n"
-        "        handle = os.open(self.final_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)",
+        "        handle = os.open(self.final_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)",
         [STORAGE + "test_31_a_server_killed_in_the_middle_of_a_write_leaves_no_truncated_file"],
         "written under the final name, no temporary file",
     ),
@@ -614,10 +621,13 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     # --- 33-35: retrieve
     Mutation(
-        33, "dimse/scp.py",
-        "        if address is None:\n            raise HandlerStatus(",
-        "        if False:  # MUTATION\n            raise HandlerStatus(",
-        [STORAGE + "test_33_c_move_to_an_unknown_destination_or_from_a_stranger_is_a801"],
+        33, "dimse/serve_retrieve.py",
+        "            if address is None:\n                raise HandlerStatus(",
+        "            if False:  # MUTATION\n                raise HandlerStatus(",
+        [
+            STORAGE + "test_33_c_move_to_an_unknown_destination_or_from_a_stranger_is_a801",
+            SERVICES + "test_move_to_an_unknown_destination_is_a801",
+        ],
         "unknown move destination not refused",
     ),
     Mutation(
@@ -628,35 +638,42 @@ MUTATIONS: tuple[Mutation, ...] = (
         "C-MOVE allowed to any caller",
     ),
     Mutation(
-        34, "dimse/scp.py",
-        "                timeouts=self.provider.timeouts,\n",
+        34, "dimse/serve_retrieve.py",
+        "                    \"timeouts\": settings.timeouts,\n",
         "",
         [STORAGE + "test_34_a_move_destination_that_hangs_is_bounded_by_the_timeouts"],
         "sub-association without the server's timeouts",
     ),
     Mutation(
-        34, "dimse/scp.py",
-        "            if final and failed:",
-        "            if False:  # MUTATION: no Failed SOP Instance UID List",
-        [STORAGE + "test_34_a_move_destination_that_hangs_is_bounded_by_the_timeouts"],
+        34, "dimse/serve_retrieve.py",
+        "        if final and counts.failed_uids:",
+        "        if False:  # MUTATION: no Failed SOP Instance UID List",
+        [
+            STORAGE + "test_34_a_move_destination_that_hangs_is_bounded_by_the_timeouts",
+            SERVICES + "test_move_to_an_unreachable_destination_fails_every_instance",
+        ],
         "final response without the failed UIDs",
     ),
     Mutation(
-        35, "dimse/scp.py",
-        "                    if count % CANCEL_POLL == 0 and self._cancelled(request.message_id):\n"
-        "                        respond(CANCEL)",
-        "                    if False:  # MUTATION: C-CANCEL not looked for\n"
-        "                        respond(CANCEL)",
-        [STORAGE + "test_35_c_cancel_during_c_find_ends_it_promptly_with_fe00"],
+        35, "dimse/serve.py",
+        "                        if served.cancelled or engine.over:\n",
+        "                        if engine.over:  # MUTATION: C-CANCEL not looked for\n",
+        [
+            STORAGE + "test_35_c_cancel_during_c_find_ends_it_promptly_with_fe00",
+            SERVICES + "test_leaving_a_find_early_cancels_it_between_responses",
+        ],
         "C-FIND does not look for C-CANCEL",
     ),
     Mutation(
-        35, "dimse/scp.py",
-        "                    if self._cancelled(request.message_id):\n                        cancelled = True",
-        "                    if False:  # MUTATION: C-CANCEL not looked for\n"
-        "                        cancelled = True",
-        [STORAGE + "test_35_c_cancel_during_c_move_ends_it_with_fe00"],
-        "C-MOVE does not look for C-CANCEL",
+        35, "dimse/serve_retrieve.py",
+        "                if served.cancelled:\n                    cancelled = True",
+        "                if False:  # MUTATION: C-CANCEL not looked for\n"
+        "                    cancelled = True",
+        [
+            STORAGE + "test_35_c_cancel_during_c_move_ends_it_with_fe00",
+            SERVICES + "test_get_cancelled_in_the_middle_ends_with_fe00_and_its_counts",
+        ],
+        "C-MOVE and C-GET do not look for C-CANCEL",
     ),
     Mutation(
         35, "dul/machine.py",
@@ -691,11 +708,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "Table 9-10: P-DATA-TF in Sta7 aborts",
     ),
     Mutation(
-        37, "dul/transport.py",
-        "            elif isinstance(primitive, PDataIndication):\n                log.debug(",
-        "            elif False:  # MUTATION\n                log.debug(",
+        37, "dul/connection.py",
+        "            elif type(output) is PDataIndication:\n"
+        "                self.received.append(output.pdu)\n",
+        "            elif type(output) is PDataIndication:\n"
+        "                if self.machine.state is State.Sta6:  # MUTATION: data only while established\n"
+        "                    self.received.append(output.pdu)\n",
         [STORAGE + "test_37_p_data_after_our_a_release_rq_is_delivered_not_aborted"],
-        "release() fails on a P-DATA in Sta7",
+        "Connection drops a P-DATA that comes while releasing",
     ),
     Mutation(
         38, "dul/fsm.py",
@@ -712,19 +732,19 @@ MUTATIONS: tuple[Mutation, ...] = (
         "AR-4 starts no ARTIM timer",
     ),
     Mutation(
-        39, "dul/transport.py",
-        "            _set_timeout(self.sock, self.timeouts.dimse)\n            _send(self.sock, output.data)",
-        "            _set_timeout(self.sock, None)  # MUTATION: a send may block for ever\n"
-        "            _send(self.sock, output.data)",
+        39, "dul/drivers/sockets.py",
+        "            set_timeout(sock, ABORT_WRITE if quick else self.timeouts.dimse)\n"
+        "            send_all(sock, send.data)",
+        "            set_timeout(sock, None)  # MUTATION: a send may block for ever\n"
+        "            send_all(sock, send.data)",
         [STORAGE + "test_39_a_peer_that_stops_reading_during_our_c_store_is_aborted"],
         "sending has no timeout",
     ),
     Mutation(
-        39, "dul/transport.py",
-        "            self._lost(f\"sending to {self.peer} failed: {str(exc) or 'timed out'}\")\n"
-        "            raise DulTimeout(",
-        "            raise  # MUTATION: the socket error escapes, nothing closed\n"
-        "            raise DulTimeout(",
+        39, "dul/drivers/sockets.py",
+        "            self._close_socket()\n"
+        "            self.endpoint.receive_closed(self.clock(), error=error)",
+        "            raise  # MUTATION: the socket error escapes, nothing closed",
         [STORAGE + "test_39_a_peer_that_stops_reading_during_our_c_store_is_aborted"],
         "a failed send neither aborts nor closes",
     ),
@@ -772,30 +792,33 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     # --- 47-55: hostile peers, round 2 (issue 12)
     Mutation(
-        47, "dul/server.py",
+        47, "dul/drivers/server.py",
         "                    self._pause(selector, exc)\n",
         "                    pass  # MUTATION: accept is retried at once, for ever\n",
         [ROUND2 + "test_47_out_of_descriptors_the_server_backs_off_logs_once_and_recovers"],
         "accept retried in a tight loop when descriptors run out",
     ),
     Mutation(
-        48, "dul/server.py",
-        "        if len(self._waiting) >= self.max_pending:\n",
+        48, "dul/admission.py",
+        "        if waiting >= self.max_pending:\n",
         "        if False:  # MUTATION: no limit on connections waiting\n",
         [ROUND2 + "test_48_past_max_pending_the_longest_waiting_is_closed"],
         "connections waiting for their A-ASSOCIATE-RQ are not capped",
     ),
     Mutation(
-        48, "dimse/scp.py",
-        "            received = self.messages.receive(min(first) if first else None)",
-        "            received = self.messages.receive(timeouts.idle)  # MUTATION: no silent timeout",
-        [ROUND2 + "test_48_an_association_that_says_nothing_goes_at_the_silent_timeout"],
+        48, "dimse/engine.py",
+        "                if self._heard or self._silent is None\n",
+        "                if True  # MUTATION: no silent timeout, the idle one from the start\n",
+        [
+            ROUND2 + "test_48_an_association_that_says_nothing_goes_at_the_silent_timeout",
+            TIMEOUTS + "test_silent_timeout_before_the_first_message",
+        ],
         "an association that says nothing holds its place for the idle timeout",
     ),
     Mutation(
-        49, "dimse/fragments.py",
-        "        self._cap = None if command.command_field == _C_STORE_RQ else self.max_identifier",
-        "        self._cap = None  # MUTATION: an identifier of any size is kept",
+        49, "dimse/reassembly.py",
+        "            None if command.command_field == CommandField.C_STORE_RQ else self.max_identifier",
+        "            None  # MUTATION: an identifier of any size is kept",
         [ROUND2 + "test_49_an_identifier_over_the_limit_is_refused_and_not_spooled"],
         "request identifiers kept whatever their size",
     ),
@@ -807,13 +830,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         "identifiers not walked before pydicom reads them",
     ),
     Mutation(
-        52, "dimse/client.py",
-        "            about = f\" to message {responded}\" if responded is not None else \"\"\n"
-        "            self.abort()\n",
-        "            about = f\" to message {responded}\" if responded is not None else \"\"\n"
-        "            continue  # MUTATION: another message's response is let pass\n",
-        [ROUND2 + "test_52_responses_to_other_messages_end_the_association_at_once"],
-        "responses to other messages reset the wait",
+        52, "dimse/engine.py",
+        "        if operation is None or not isinstance(message, operation.kind):\n",
+        "        if operation is None or not isinstance(message, operation.kind):\n"
+        "            return  # MUTATION: another message's response is let pass\n",
+        [
+            ROUND2 + "test_52_responses_to_other_messages_end_the_association_at_once",
+            ENGINE + "test_a_response_to_no_request_of_ours_aborts",
+        ],
+        "responses to other messages dropped, the wait goes on",
     ),
     Mutation(
         53, "cli/dicomscu/store.py",
@@ -823,8 +848,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "unreadable folders skipped in silence",
     ),
     Mutation(
-        54, "dimse/client.py",
-        "            self.refused.append((request.affected_sop_instance_uid, why))\n",
+        54, "dimse/get_store.py",
+        "            self.refused.append((uid, why))\n",
         "            pass  # MUTATION: the reason stays in the library's log\n",
         [ROUND2 + "test_54_a_full_output_folder_is_said_as_such"],
         "a full output folder is not said",

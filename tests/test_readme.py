@@ -76,6 +76,21 @@ def test_the_library_client_example(dicomscp_factory, storescp, tmp_path: Path) 
     assert len(list((tmp_path / "out").iterdir())) == 2  # the C-GET
 
 
+def test_the_asyncio_example(tmp_path: Path) -> None:
+    for name, instance in zip(
+        ("a.dcm", "b.dcm"), make_instances(tmp_path / "made", 2), strict=True
+    ):
+        instance.path.rename(tmp_path / name)
+    code = block("import asyncio").replace("11114", str(peers.free_port()))
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=environment(), capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    clean(result.stdout + result.stderr)
+    assert "['Success', 'Success'] 2" in result.stdout
+
+
 def test_the_library_server_example_stops_on_ctrl_c(tmp_path: Path) -> None:
     port = peers.free_port()
     code = block("from dimse.scp import").replace("11113", str(port))

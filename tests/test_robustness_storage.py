@@ -592,6 +592,7 @@ def test_37_p_data_after_our_a_release_rq_is_delivered_not_aborted() -> None:
         wait_until(lambda: acceptor.finished == 1, WAIT_S, "the acceptor's script")
         assert not acceptor.errors, acceptor.errors
     assert channel.machine.state is State.Sta1
+    assert len(channel.connection.received) == 1  # the C-ECHO-RSP, delivered
     assert transitions(channel)[-3:] == [
         "Sta6 + Evt11 -> AR-1 -> Sta7",
         "Sta7 + Evt10 -> AR-6 -> Sta7",
