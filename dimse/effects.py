@@ -12,7 +12,7 @@ module waits, once blocking and once with asyncio.)
 
 Before it performs any effect but `Emit`, a driver writes what every engine of
 the flow has queued (`Engine.take_output`), so a service queues messages and never
-asks for a write.
+writes; `Flush` is a point where what is queued goes out before its next wait.
 """
 
 from __future__ import annotations
@@ -40,6 +40,16 @@ class Poll:
     between two responses)."""
 
     engine: Engine
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Resume at once, once the driver has written what is queued (as it does before
+    any effect). For a flow that wants the peer to have a message now rather than
+    at its next wait: a C-STORE-RQ the peer can store while we read the next file."""
+
+
+FLUSH = Flush()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +94,7 @@ class _End:
 #: What `Next` gives when the iterator is done.
 END: Any = _End()
 
-Effect = Wait | Poll | Call | Next | Connect | Emit
+Effect = Wait | Poll | Flush | Call | Next | Connect | Emit
 
 T = TypeVar("T")
 #: A service written as a generator of effects, returning T.

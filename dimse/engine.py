@@ -176,6 +176,7 @@ class Engine:
 
     @property
     def has_output(self) -> bool:
+        """`Endpoint.has_output`: sends queued below, or work for `take_output`."""
         return (
             bool(self._outbox)
             or self.connection.has_sends

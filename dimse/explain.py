@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dimse.commands import Value, decode_command
 from dimse.errors import DimseError
 from dimse.message_base import CommandField
-from dimse.messages import MESSAGE_TYPES
+from dimse.messages import message_type
 from dimse.models import MODALITY_WORKLIST_FIND
 from dimse.status import Service, Status
 from dul.dump import RECEIVED, Record, run
@@ -95,7 +95,7 @@ class Tally:
 def _service(field: int, sop_class: Value | None) -> Service | None:
     if field == CommandField.C_FIND_RSP and sop_class == MODALITY_WORKLIST_FIND:
         return Service.WORKLIST
-    kind = MESSAGE_TYPES.get(field)
+    kind = message_type(field)
     return getattr(kind, "SERVICE", None)
 
 

@@ -42,7 +42,6 @@ from dimse.message_base import (
     Response,
     message,
 )
-from dimse.n_messages import N_MESSAGES
 from dimse.status import (
     UNREADABLE,
     FindStatus,
@@ -178,6 +177,9 @@ class C_CANCEL_RQ(DimseMessage):
 
 
 #: Command Field (0000,0100) -> message class, for every message of PS3.7 9.3 and 10.3.
+#: The DIMSE-N classes join it when one is first asked for (`message_type`): no
+#: service of ours uses them, and their dozen classes cost a program's start-up
+#: about 8 ms to define.
 MESSAGE_TYPES: dict[int, type[DimseMessage]] = {
     cls.COMMAND_FIELD: cls
     for cls in (
@@ -192,9 +194,32 @@ MESSAGE_TYPES: dict[int, type[DimseMessage]] = {
         C_ECHO_RQ,
         C_ECHO_RSP,
         C_CANCEL_RQ,
-        *N_MESSAGES,
     )
 }
+
+
+def message_type(field: int) -> type[DimseMessage] | None:
+    """The message class of Command Field `field`, or None for none of PS3.7's."""
+    cls = MESSAGE_TYPES.get(field)
+    if cls is None and not _dimse_n_loaded:
+        cls = all_message_types().get(field)
+    return cls
+
+
+_dimse_n_loaded = False
+
+
+def all_message_types() -> dict[int, type[DimseMessage]]:
+    """`MESSAGE_TYPES` with the DIMSE-N messages loaded: every message of PS3.7."""
+    global _dimse_n_loaded
+    if not _dimse_n_loaded:
+        from dimse.n_messages import N_MESSAGES
+
+        for cls in N_MESSAGES:
+            MESSAGE_TYPES[cls.COMMAND_FIELD] = cls
+        _dimse_n_loaded = True
+    return MESSAGE_TYPES
+
 
 #: The failure that answers a request whose command set cannot be read (a mandatory
 #: field missing or mistyped), by service: C-STORE's "Cannot understand" (PS3.4
@@ -230,7 +255,7 @@ def message_from_command(command: Mapping[str, Value]) -> DimseMessage:
     known_id = message_id if isinstance(message_id, int) else None
     if not isinstance(field, int):
         raise DimseError("the command set has no Command Field (0000,0100)", message_id=known_id)
-    cls = MESSAGE_TYPES.get(field)
+    cls = message_type(field)
     if cls is None:
         is_request = not field & 0x8000
         raise DimseError(

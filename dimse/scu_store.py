@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from dimse.commands import DATA_SET_PRESENT
 from dimse.datasets import EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, encode_dataset
-from dimse.effects import Emit, Flow, Wait
+from dimse.effects import FLUSH, Emit, Flow, Wait
 from dimse.engine import Engine
 from dimse.file_check import check_file
 from dimse.files import Part10Info
@@ -191,6 +191,9 @@ def store_many(
                 outgoing.close()  # made ready, never queued
                 raise
             outstanding[message_id] = (info, engine.request(C_STORE_RSP, message_id, outgoing))
+            # Written now, not at the next wait: the peer stores this one while we
+            # read the next file.
+            yield FLUSH
         while outstanding:
             yield Emit((yield from _collect(requestor, outstanding)))
     except AssociationError as exc:

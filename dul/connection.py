@@ -96,6 +96,12 @@ class Endpoint(Protocol):
     @property
     def over(self) -> bool: ...
 
+    @property
+    def has_output(self) -> bool:
+        """Whether `take_output` would give anything: a driver's cheap check, made
+        before every wait."""
+        ...
+
     def take_output(self, now: float) -> Iterable[Send]: ...
 
     def written(self, now: float) -> None: ...
@@ -202,6 +208,11 @@ class Connection:
 
     @property
     def has_sends(self) -> bool:
+        return bool(self._sends)
+
+    @property
+    def has_output(self) -> bool:
+        """`Endpoint.has_output`."""
         return bool(self._sends)
 
     def take_output(self, now: float) -> list[Send]:

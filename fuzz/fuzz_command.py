@@ -33,7 +33,7 @@ with atheris.instrument_imports(include=["dimse"]):
     from dimse.commands import Command, Value, decode_command, encode_command
     from dimse.errors import DimseError
     from dimse.message_base import FIELD_KEYWORDS, DimseMessage, Request, Response
-    from dimse.messages import MESSAGE_TYPES, message_from_command
+    from dimse.messages import all_message_types, message_from_command
 
 # decode_command warns of each command set holding elements outside group 0000
 # (it skips them): a log line per input. Not here.
@@ -53,7 +53,7 @@ def _defaulted(cls: type[DimseMessage]) -> frozenset[str]:
     return frozenset(FIELD_KEYWORDS[a] for a in attributes if a in FIELD_KEYWORDS)
 
 
-_DEFAULTED = {field: _defaulted(cls) for field, cls in MESSAGE_TYPES.items()}
+_DEFAULTED = {field: _defaulted(cls) for field, cls in all_message_types().items()}
 
 
 def _elements(command: Command) -> dict[str, Value]:

@@ -18,7 +18,8 @@ moves it).
 - `BackToBack`: runs flows (a `Requestor`'s, the server's `Session.run()`, those of a
   C-MOVE's destination) together, one effect per flow in turn, delivering the bytes
   between turns: `Wait` waits for its condition (or the end of the association),
-  `Poll` delivers what is on its way, `Call` and `Next` are plain Python, `Emit` is
+  `Poll` delivers what is on its way, `Flush` writes and goes on in the same turn,
+  `Call` and `Next` are plain Python, `Emit` is
   collected, `Connect` pairs a new `Link` with a destination's `Session`. `advance`
   moves the clock and lets each endpoint whose deadline has come handle its timer.
   It decides nothing about DIMSE: the engines and the flows do.
@@ -38,7 +39,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, generate_uid
 
 from dimse.commands import decode_command
-from dimse.effects import END, Abandoned, Call, Connect, Emit, Flow, Next, Poll, Wait
+from dimse.effects import END, Abandoned, Call, Connect, Emit, Flow, Flush, Next, Poll, Wait
 from dimse.engine import Engine
 from dimse.errors import DimseError
 from dimse.handlers import Caller, Handlers
@@ -438,6 +439,9 @@ class BackToBack:
         task._value, task._throw = None, None
         try:
             effect = task.flow.send(value) if error is None else task.flow.throw(error)
+            while isinstance(effect, Flush):  # written; the flow goes on in this step
+                self._flush()
+                effect = task.flow.send(None)
         except StopIteration as stop:
             task.done, task.result = True, stop.value
         except Abandoned:

@@ -56,7 +56,7 @@ from dimse.messages import (
     C_MOVE_RSP,
     C_STORE_RQ,
     C_STORE_RSP,
-    MESSAGE_TYPES,
+    all_message_types,
     message_from_command,
 )
 from dimse.n_messages import N_ACTION_RQ, N_GET_RQ
@@ -428,7 +428,9 @@ def _or_none(keyword: str) -> st.SearchStrategy[Any]:
     return st.none() | _value_strategy(keyword)
 
 
-_MESSAGE_CLASSES = st.sampled_from(sorted(MESSAGE_TYPES.values(), key=lambda c: c.COMMAND_FIELD))
+_MESSAGE_CLASSES = st.sampled_from(
+    sorted(all_message_types().values(), key=lambda c: c.COMMAND_FIELD)
+)
 _OPTIONAL = st.booleans()
 
 
@@ -458,7 +460,7 @@ def test_message_round_trip(message: DimseMessage) -> None:
     assert message_from_command(command).encode() == data
 
 
-ALL_TYPES = sorted(MESSAGE_TYPES.values(), key=lambda c: c.COMMAND_FIELD)
+ALL_TYPES = sorted(all_message_types().values(), key=lambda c: c.COMMAND_FIELD)
 
 
 @pytest.mark.parametrize("cls", ALL_TYPES, ids=[c.NAME for c in ALL_TYPES])
@@ -840,8 +842,8 @@ def test_element_table_matches_the_pydicom_dictionary() -> None:
 
 
 def test_registry_holds_every_command_field() -> None:
-    assert set(MESSAGE_TYPES) == {int(f) for f in CommandField}
-    for field, cls in MESSAGE_TYPES.items():
+    assert set(all_message_types()) == {int(f) for f in CommandField}
+    for field, cls in all_message_types().items():
         assert cls.COMMAND_FIELD == field
         assert cls.NAME.replace("-", "_") == cls.__name__
         assert issubclass(cls, Response) == bool(field & 0x8000)

@@ -15,7 +15,19 @@ import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
-from dimse.effects import END, Abandoned, Call, Channels, Connect, Emit, Flow, Next, Poll, Wait
+from dimse.effects import (
+    END,
+    Abandoned,
+    Call,
+    Channels,
+    Connect,
+    Emit,
+    Flow,
+    Flush,
+    Next,
+    Poll,
+    Wait,
+)
 from dul.drivers.aio import AioChannel
 
 T = TypeVar("T")
@@ -96,6 +108,8 @@ class AioRunner(Channels[AioChannel]):
             if kind is Poll:
                 assert isinstance(effect, Poll)
                 await self.channel(effect.engine).poll()
+                return None, None
+            if kind is Flush:  # written by the flush above
                 return None, None
             if kind is Call:
                 assert isinstance(effect, Call)

@@ -12,7 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from dimse.effects import END, Abandoned, Call, Channels, Connect, Emit, Flow, Next, Poll, Wait
+from dimse.effects import (
+    END,
+    Abandoned,
+    Call,
+    Channels,
+    Connect,
+    Emit,
+    Flow,
+    Flush,
+    Next,
+    Poll,
+    Wait,
+)
 from dul.drivers.sockets import Channel
 
 T = TypeVar("T")
@@ -92,6 +104,8 @@ class Runner(Channels[Channel]):
             if kind is Poll:
                 assert isinstance(effect, Poll)
                 self.channel(effect.engine).poll()
+                return None, None
+            if kind is Flush:  # written by the flush above
                 return None, None
             if kind is Call:
                 assert isinstance(effect, Call)

@@ -115,6 +115,8 @@ class Channel:
         """Write what the endpoint has for the peer; close if it wants it closed. A
         write that fails closes the connection, and the endpoint is told why."""
         endpoint = self.endpoint
+        if not endpoint.has_output and not endpoint.close_wanted:
+            return
         wrote = False
         for send in endpoint.take_output(self.clock()):
             if self.sock is not None:
