@@ -28,6 +28,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import BinaryIO, NoReturn, Protocol
 
+from dimse import limits
 from dimse.commands import Command, decode_command
 from dimse.errors import DimseError
 from dimse.message_base import CommandField
@@ -38,9 +39,8 @@ from dul.pdu import P_DATA_TF, PresentationDataValue
 DEFAULT_MAX_COMMAND_LENGTH = 64 * 1024
 #: Data set bytes kept in memory before the rest is spooled to a temporary file.
 DEFAULT_SPOOL_THRESHOLD = 4 * 1024 * 1024
-#: The longest identifier kept (a query's or a response's data set): 1 MiB holds a
-#: C-MOVE of 10,000 SOP Instance UIDs; a query has no business being larger.
-DEFAULT_MAX_IDENTIFIER = 1 << 20
+#: The longest identifier kept: `dimse.limits` (re-exported here for the engine).
+DEFAULT_MAX_IDENTIFIER = limits.DEFAULT_MAX_IDENTIFIER
 
 
 class Sink(Protocol):

@@ -337,3 +337,18 @@ def test_55_the_client_keeps_no_identifier_over_its_limit(
         code, err = _find(server, capsys)
     assert code == 1
     assert "over the" in err and "C-FIND response 1" in err, err
+
+
+def test_55_the_client_limit_is_configurable(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--max-identifier`: an identifier of 300 bytes is kept by default and refused
+    under a limit of 200; 0 lifts the limit."""
+    name = _implicit(0x00100010, b"A" * 300)
+    for limit, refused in ((None, False), ("200", True), ("0", False)):
+        extra = [] if limit is None else ["--max-identifier", limit]
+        with RawServer(_find_server(name)) as server:
+            code = main(
+                ["--find", "--studyroot", "-k", "10,10", "--call", "RAW", *extra]
+                + [HOST, str(server.port)]
+            )
+        err = capsys.readouterr().err
+        assert (code, "over the" in err) == ((1, True) if refused else (0, False)), (limit, err)

@@ -65,6 +65,7 @@ def open_association(
                 async_window=async_window,
                 user_identity=settings.user_identity,
                 decompress=settings.decompress,
+                max_identifier=settings.max_identifier,
             )
     except AssociationRejected as exc:
         if settings.user_identity is not None and (exc.source, exc.reason) == (2, 1):

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli.dicomscu.parser import DEFAULT_MAX_PDU, PRIORITIES, port_number
+from dimse.limits import DEFAULT_MAX_IDENTIFIER
 from dimse.models import Root
 from dimse.transfer.convert import Decompress
 from dimse.upper_layer import PduRecorder, Timeouts, UserIdentityRQSubItem
@@ -68,6 +69,7 @@ class Settings:
     async_window: int | None = None  # --store: asynchronous operations window to propose
     associations: int = 1  # --store: associations at once
     decompress: Decompress = Decompress.LOSSLESS  # --store: what may be decompressed
+    max_identifier: int | None = DEFAULT_MAX_IDENTIFIER  # a response's identifier, at most
     accept_compressed: bool = True  # --move/--get: take compressed instances as they come
     notes: tuple[str, ...] = ()  # warnings about the command line, to print
     ssl_context: ssl.SSLContext | None = None
@@ -282,6 +284,7 @@ def resolve(args: argparse.Namespace) -> Settings:
         async_window=args.async_window,
         associations=args.associations,
         decompress=Decompress(args.decompress),
+        max_identifier=args.max_identifier or None,
         accept_compressed=args.accept == "any",
         notes=tuple(notes),
         ssl_context=ssl_context,

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from cli.dicomscu.charset import locale_charset, locale_codeset
+from dimse.limits import DEFAULT_MAX_IDENTIFIER
 from dimse.models import Root
 
 PROG = "dicomscu"
@@ -51,6 +52,16 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if not 1 <= value <= 64:
         raise argparse.ArgumentTypeError(f"{value} is not between 1 and 64")
+    return value
+
+
+def _byte_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a size is a number of bytes, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a size is 0 (no limit) or more bytes, not {value}")
     return value
 
 
@@ -182,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     query = parser.add_argument_group("C-FIND, C-MOVE, C-GET")
+    query.add_argument(
+        "--max-identifier",
+        type=_byte_count,
+        default=DEFAULT_MAX_IDENTIFIER,
+        metavar="BYTES",
+        help="dicomscu: the longest identifier a server's response may carry; a longer one "
+        f"is refused, not kept (default {DEFAULT_MAX_IDENTIFIER}, as dicomscp; 0: no limit)",
+    )
     query.add_argument(
         "--patientroot",
         dest="roots",
