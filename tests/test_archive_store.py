@@ -43,8 +43,9 @@ NAME = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*\.dcm|invalid-uid-[0-9a-f
 
 
 @pytest.fixture
-def archive(tmp_path: Path):
-    with Archive(tmp_path / "archive", fsync=False) as archive:
+def archive(tmp_path: Path, index_spec: str | None):
+    """An empty archive, once with each index back end (SQLite, PostgreSQL)."""
+    with Archive(tmp_path / "archive", fsync=False, index=index_spec, node="test") as archive:
         yield archive
 
 

@@ -56,6 +56,8 @@ _SCHEMA_LOCK, _NODE_LOCK, _FILE_LOCK = 0x44434D00, 0x44434D01, 0x44434D02
 #: SQLSTATEs after which a transaction is run again: deadlock, serialization failure.
 _RETRY = frozenset({"40P01", "40001"})
 _ATTEMPTS = 5
+#: How long a node waits at start for its name's lock (see `PgIndex._take_node_lock`).
+NODE_WAIT_S = 5.0
 
 
 def _key(text: str) -> int:
@@ -101,19 +103,28 @@ class PgIndex:
         self._locked = False  # a file lock is held on the writer's session
         self._holder = self._connect(autocommit=True)
         try:
-            taken = self._holder.execute(
-                "SELECT pg_try_advisory_lock(%s, %s)", (_NODE_LOCK, _key(node))
-            ).fetchone()
-            if not (taken and taken[0]):
-                raise ArchiveLocked(
-                    f"node {node!r} is running already on the index {self._where}: give "
-                    "each dicomscp sharing an archive its own node name (--node)"
-                )
+            self._take_node_lock()
             self._writer = self._connect(autocommit=True)
             self._create_schema()
         except BaseException:
             self._holder.close()
             raise
+
+    def _take_node_lock(self) -> None:
+        """Hold the lock on this node's name for as long as the index is open. A
+        process of that name that has just died may still hold it for a moment (until
+        the server sees its connection close), so the server waits for it a while
+        (lock_timeout), rather than refusing at once."""
+        conn = self._holder
+        conn.execute(f"SET lock_timeout = '{int(NODE_WAIT_S * 1000)}ms'")
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", (_NODE_LOCK, _key(self.node)))
+        except psycopg.errors.LockNotAvailable:
+            raise ArchiveLocked(
+                f"node {self.node!r} is running already on the index {self._where}: give "
+                "each dicomscp sharing an archive its own node name (--node)"
+            ) from None
+        conn.execute("RESET lock_timeout")
 
     def _connect(self, *, autocommit: bool) -> psycopg.Connection[Any]:
         try:
