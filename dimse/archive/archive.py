@@ -284,6 +284,9 @@ class Archive:
             # Not a mismatch with the SOP class: we cannot place it in the archive's
             # patient/study/series hierarchy, hence Cannot understand, with the reason.
             return self._refuse(store, pending, StoreStatus.CANNOT_UNDERSTAND, unfiled)
+        unstorable = self._index.dialect.unstorable(record.values)
+        if unstorable:
+            return self._refuse(store, pending, StoreStatus.CANNOT_UNDERSTAND, unstorable)
         with self._commit_lock, contextlib.ExitStack() as locked:
             self._settle_unsettled()
             try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -57,6 +58,10 @@ class Dialect:
 
     def journal_table(self) -> str:
         return "CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY, path TEXT NOT NULL)"
+
+    def unstorable(self, values: Mapping[str, str]) -> str:
+        """Why the index cannot keep these attribute values, or "" (SQLite keeps any)."""
+        return ""
 
     def is_full(self, exc: BaseException) -> bool:
         """Whether a database error means that the disk (or the database) is full: the
@@ -106,6 +111,14 @@ class PostgresDialect(Dialect):
             "CREATE TABLE IF NOT EXISTS journal (id BIGINT GENERATED ALWAYS AS IDENTITY"
             ' PRIMARY KEY, node TEXT COLLATE "C" NOT NULL, path TEXT COLLATE "C" NOT NULL)'
         )
+
+    def unstorable(self, values: Mapping[str, str]) -> str:
+        # A text value of PostgreSQL cannot hold NUL; no DICOM text VR allows it inside
+        # a value (padding is stripped before), so the instance is refused, not altered.
+        for name, value in values.items():
+            if "\x00" in value:
+                return f"{name} holds a NUL character, which no text value may hold"
+        return ""
 
     def is_full(self, exc: BaseException) -> bool:
         # SQLSTATE class 53, Insufficient Resources: disk full (53100), out of memory,
