@@ -118,7 +118,9 @@ class PgIndex:
         conn = self._holder
         conn.execute(f"SET lock_timeout = '{int(NODE_WAIT_S * 1000)}ms'")
         try:
-            conn.execute("SELECT pg_advisory_lock(%s, %s)", (_NODE_LOCK, _key(self.node)))
+            conn.execute(
+                "SELECT pg_advisory_lock(%s::int4, %s::int4)", (_NODE_LOCK, _key(self.node))
+            )
         except psycopg.errors.LockNotAvailable:
             raise ArchiveLocked(
                 f"node {self.node!r} is running already on the index {self._where}: give "
@@ -147,7 +149,7 @@ class PgIndex:
         # One node at a time: CREATE ... IF NOT EXISTS is not safe against a
         # concurrent CREATE of the same table.
         with self._writer.transaction():
-            self._writer.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_SCHEMA_LOCK,))
+            self._writer.execute("SELECT pg_advisory_xact_lock(%s::int4, 0)", (_SCHEMA_LOCK,))
             for statement in schema_sql(POSTGRESQL).rstrip(";").split(";\n"):
                 self._writer.execute(statement)
             found = self._writer.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
@@ -195,7 +197,7 @@ class PgIndex:
         """Hold the advisory lock of `path` (see the module docstring)."""
         conn = self._write_conn()
         key = _key(path)
-        conn.execute("SELECT pg_advisory_lock(%s, %s)", (_FILE_LOCK, key))
+        conn.execute("SELECT pg_advisory_lock(%s::int4, %s::int4)", (_FILE_LOCK, key))
         self._locked = True
         try:
             yield
@@ -204,7 +206,7 @@ class PgIndex:
             # On a broken connection the session, and so the lock, is gone already.
             if not (conn.closed or conn.broken):
                 with contextlib.suppress(psycopg.Error):
-                    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_FILE_LOCK, key))
+                    conn.execute("SELECT pg_advisory_unlock(%s::int4, %s::int4)", (_FILE_LOCK, key))
 
     def begin(self, sop_instance_uid: str, path: str, *, replace: bool) -> int | None:
         def body(conn: psycopg.Connection[Any]) -> int | None:
