@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from dimse.archive.backend import (
     ArchiveLocked,
@@ -58,6 +59,8 @@ _RETRY = frozenset({"40P01", "40001"})
 _ATTEMPTS = 5
 #: How long a node waits at start for its name's lock (see `PgIndex._take_node_lock`).
 NODE_WAIT_S = 5.0
+#: Seconds to wait for a connection to the database (libpq's connect_timeout).
+CONNECT_TIMEOUT_S = 10
 
 
 def _key(text: str) -> int:
@@ -105,8 +108,13 @@ class PgIndex:
         try:
             self._take_node_lock()
             self._writer = self._connect(autocommit=True)
+        except BaseException:
+            self._holder.close()
+            raise
+        try:
             self._create_schema()
         except BaseException:
+            self._writer.close()
             self._holder.close()
             raise
 
@@ -129,9 +137,13 @@ class PgIndex:
         conn.execute("RESET lock_timeout")
 
     def _connect(self, *, autocommit: bool) -> psycopg.Connection[Any]:
+        # A bound on the wait for an unreachable server, unless the URI sets its own.
+        conninfo = self.uri
         try:
+            if "connect_timeout" not in conninfo:
+                conninfo = make_conninfo(conninfo, connect_timeout=CONNECT_TIMEOUT_S)
             conn = psycopg.connect(
-                self.uri, autocommit=autocommit, application_name=f"dicomscp {self.node}"
+                conninfo, autocommit=autocommit, application_name=f"dicomscp {self.node}"
             )
         except psycopg.Error as exc:
             raise IndexUnavailable(
