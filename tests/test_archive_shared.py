@@ -126,6 +126,16 @@ def test_a_node_removes_only_its_own_temporary_files(shared: tuple[Path, str]) -
         assert theirs.exists() and prefix_of_mine.exists()
 
 
+def test_a_value_postgresql_cannot_keep_is_refused_before_anything_is_written(
+    shared: tuple[Path, str],
+) -> None:
+    with node(shared, "a") as a:
+        ds = make_instance(PatientName="Nul\x00Inside")
+        assert store(a, ds) == 0xC000
+        assert a.count() == 0 and not list((a.root / "instances").rglob("*.dcm"))
+        assert not temp_files(a.root) and not journal(shared[1])
+
+
 # --- duplicates through two nodes
 
 
@@ -277,3 +287,67 @@ def test_a_node_killed_before_the_rename_leaves_the_old_version_and_its_temporar
     with node(shared, "a") as a:
         assert not temp_files(shared[0]) and not journal(shared[1])
         assert assert_agree(a, uid) == 1
+
+
+_STORE_FOREVER = r"""
+import sys, itertools
+from pathlib import Path
+from dimse.archive.archive import Archive
+from tests.test_archive_data import make_instance, store
+
+root, uri, uids = Path(sys.argv[1]), sys.argv[2], sys.argv[3].split(",")
+with Archive(root, fsync=True, index=uri, node="a") as archive:
+    for n in itertools.count():
+        uid = uids[n % len(uids)]
+        ds = make_instance(SOPInstanceUID=uid, PatientID=f"P{n % 3}", InstanceNumber=n, pixels=(n % 7 + 1) << 14)
+        ds.file_meta.MediaStorageSOPInstanceUID = uid
+        print(store(archive, ds, fragment=8192), flush=True)
+"""
+
+
+def assert_consistent(archive: Archive) -> int:
+    """Every row's file is there and holds the version the row describes; every file
+    is indexed; no temporary file of this node. Returns the number of instances."""
+    rows = images(archive)
+    on_disk = {p.resolve() for p in (archive.root / "instances").rglob("*.dcm")}
+    indexed = set()
+    for row in rows:
+        assert_agree(archive, str(row.SOPInstanceUID))
+        (found,) = archive.instances(
+            identifier(SOPInstanceUID=row.SOPInstanceUID), Root.PATIENT, "IMAGE"
+        )
+        indexed.add(found.path.resolve())
+    assert indexed == on_disk
+    assert not [
+        p for p in temp_files(archive.root) if p.name.startswith(f".incoming-{archive.node}@")
+    ]
+    return archive.count()
+
+
+@pytest.mark.slow
+def test_a_node_killed_at_random_moments_while_the_other_stores_the_same_instances(
+    shared: tuple[Path, str],
+) -> None:
+    """Node a (a child) replaces four instances without pause and is killed with
+    SIGKILL at random moments, while node b stores the same UIDs; after node a comes
+    back, files and rows agree."""
+    uids = [make_instance().SOPInstanceUID for _ in range(4)]
+    rng = random.Random(20261207)
+    with node(shared, "b") as b:
+        for round_ in range(4):
+            child = subprocess.Popen(
+                [sys.executable, "-c", _STORE_FOREVER, str(shared[0]), shared[1], ",".join(uids)],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=child_env(),
+            )
+            assert child.stdout is not None
+            for n in range(rng.randint(1, 10)):
+                assert child.stdout.readline() == "0\n"
+                assert store(b, version(uids[n % 4], 1000 + round_, PatientID="PB")) == 0x0000
+            child.kill()
+            child.wait(timeout=30)
+            with node(shared, "a") as a:  # recovers node a's journal entries
+                assert not journal(shared[1])
+                assert assert_consistent(a) <= 4
+        assert assert_consistent(b) <= 4
