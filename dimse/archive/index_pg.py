@@ -148,7 +148,7 @@ class PgIndex:
         except psycopg.Error as exc:
             raise IndexUnavailable(
                 f"cannot connect to the PostgreSQL index {self._where}: "
-                f"{str(exc).strip()}; check that the server runs and the URI (user, "
+                f"{' '.join(str(exc).split())}; check that the server runs and the URI (user, "
                 "host, port, database)"
             ) from exc
         if not self._fsync:
