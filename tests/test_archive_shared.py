@@ -57,8 +57,8 @@ def assert_agree(archive: Archive, uid: str) -> int:
     (row,) = images(archive, SOPInstanceUID=uid)
     (found,) = archive.instances(identifier(SOPInstanceUID=uid), Root.PATIENT, "IMAGE")
     on_disk = dcmread(found.path)
+    # (patient attributes are those of the patient's last stored instance: not compared)
     assert on_disk.InstanceNumber == row.InstanceNumber, "the row describes another version"
-    assert str(on_disk.PatientName) == str(row.PatientName)
     return int(row.InstanceNumber)
 
 
