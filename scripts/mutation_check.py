@@ -634,6 +634,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         [STORAGE + "test_32_concurrent_stores_of_one_uid_are_atomic"],
         "commits not serialized",
     ),
+    Mutation(
+        32, "dimse/archive/index_pg.py",
+        "        conn.execute(\"SELECT pg_advisory_lock(%s::int4, %s::int4)\", (_FILE_LOCK, key))\n",
+        "",  # MUTATION: nodes storing the same instance do not take turns
+        [SHARED + "test_the_same_instance_stored_through_two_nodes_at_once_leaves_one_agreeing_copy"],
+        "two nodes rename and index the same instance at once",
+    ),
     # --- 33-35: retrieve
     Mutation(
         33, "dimse/serve_retrieve.py",
