@@ -631,7 +631,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         32, "dimse/archive/archive.py",
         "        with self._commit_lock, contextlib.ExitStack() as locked:",
         "        with contextlib.ExitStack() as locked:  # MUTATION: no lock",
-        [STORAGE + "test_32_concurrent_stores_of_one_uid_are_atomic[sqlite]"],
+        [STORAGE + "test_32_concurrent_stores_of_one_uid_are_atomic"],
         "commits not serialized",
     ),
     Mutation(
@@ -640,6 +640,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "",  # MUTATION: nodes storing the same instance do not take turns
         [SHARED + "test_the_same_instance_stored_through_two_nodes_at_once_leaves_one_agreeing_copy"],
         "two nodes rename and index the same instance at once",
+    ),
+    Mutation(
+        32, "dimse/archive/index_pg.py",
+        "        self._writes = Writes(POSTGRESQL, cache=False, lock_parents=True)",
+        "        self._writes = Writes(POSTGRESQL, cache=False, lock_parents=False)  # MUTATION",
+        [SHARED + "test_a_series_emptied_by_one_node_while_the_other_stores_into_it_keeps_the_new_instance"],
+        "a node deletes a series another node has just stored into",
     ),
     # --- 33-35: retrieve
     Mutation(

@@ -200,6 +200,49 @@ def test_the_same_instance_stored_through_two_nodes_at_once_leaves_one_agreeing_
         assert not temp_files(a.root)
 
 
+def store_at_once(
+    archive: Archive, ds: Dataset, barrier: threading.Barrier, statuses: list[int]
+) -> None:
+    barrier.wait(30)
+    statuses.append(store(archive, ds))
+
+
+def test_a_series_emptied_by_one_node_while_the_other_stores_into_it_keeps_the_new_instance(
+    shared: tuple[Path, str],
+) -> None:
+    """Node a moves the only instance of a series to another patient (the series,
+    its study and patient are left empty and removed) while node b stores a new
+    instance into that series: b's instance must stay reachable, its series row kept
+    or made again, whichever commits first."""
+    with node(shared, "a") as a, node(shared, "b") as b:
+        kept: list[str] = []
+        for _ in range(50):
+            series, elsewhere = make_instance().SeriesInstanceUID, make_instance().SeriesInstanceUID
+            moving = make_instance(PatientID="P", SeriesInstanceUID=series)
+            assert store(a, moving) == 0x0000
+            # to another patient's study: the two transactions share no row to upsert
+            moved = version(moving.SOPInstanceUID, 2, PatientID="Q", SeriesInstanceUID=elsewhere)
+            newcomer = make_instance(
+                PatientID="P", StudyInstanceUID=moving.StudyInstanceUID, SeriesInstanceUID=series
+            )
+            barrier = threading.Barrier(2)
+            statuses: list[int] = []
+            threads = [
+                threading.Thread(target=store_at_once, args=(x, ds, barrier, statuses))
+                for x, ds in ((a, moved), (b, newcomer))
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            assert statuses == [0, 0]
+            kept.append(str(newcomer.SOPInstanceUID))
+            (row,) = images(b, SOPInstanceUID=str(newcomer.SOPInstanceUID))
+            assert row.SOPInstanceUID == newcomer.SOPInstanceUID
+        # every instance row is reachable through its series, study and patient
+        assert len(images(a)) == a.count() == 2 * len(kept)
+
+
 # --- a node killed in the middle of a store
 
 

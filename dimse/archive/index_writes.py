@@ -11,9 +11,9 @@ Two things differ by back end:
   may change or remove those rows at any time, so PostgreSQL keeps no cache and
   upserts the parents with every instance; that upsert also locks each parent row
   until the transaction ends.
-- `lock_parents`: before a parent left empty is deleted, PostgreSQL locks its row
-  (SELECT ... FOR UPDATE) and then tests for children in a new statement, which sees
-  whatever a concurrent transaction committed meanwhile. Without it, under READ
+- `lock_parents`: before the parents left empty are deleted, PostgreSQL locks their
+  rows (SELECT ... FOR UPDATE, patient to series) and then tests for children in new
+  statements, which see whatever a concurrent transaction committed meanwhile. Without it, under READ
   COMMITTED, a node could delete a series into which another node had just indexed
   an instance (a subquery re-checked after a row lock still reads the old snapshot),
   and that instance would vanish from every query. In SQLite only one writer exists.
@@ -167,14 +167,19 @@ class Writes:
 
     def _drop_orphans(self, conn: Connection, candidates: dict[str, set[str]]) -> None:
         p = self.p
-        for level in (SERIES, STUDY, PATIENT):
-            child = LEVELS[LEVELS.index(level) + 1]
-            for key in sorted(candidates[level]):
-                if self.lock_parents:
+        if self.lock_parents:
+            # Top down, as every transaction upserts them: two nodes then wait for each
+            # other in one order, never in a circle (a deadlock PostgreSQL would break
+            # only after deadlock_timeout).
+            for level in (PATIENT, STUDY, SERIES):
+                for key in sorted(candidates[level]):
                     conn.execute(
                         f"SELECT 1 FROM {TABLES[level]} WHERE {UNIQUE[level]} = {p} FOR UPDATE",
                         (key,),
                     ).fetchall()
+        for level in (SERIES, STUDY, PATIENT):
+            child = LEVELS[LEVELS.index(level) + 1]
+            for key in sorted(candidates[level]):
                 conn.execute(
                     f"DELETE FROM {TABLES[level]} WHERE {UNIQUE[level]} = {p}"
                     f" AND NOT EXISTS (SELECT 1 FROM {TABLES[child]} WHERE {PARENT[child]} = {p})",
