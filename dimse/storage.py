@@ -35,15 +35,18 @@ TEMP_PREFIX = ".incoming-"
 _TEMP_NUMBERS = itertools.count()
 
 
-def _create_temp(directory: Path, mode: int = 0o600) -> tuple[int, Path]:
+def _create_temp(directory: Path, mode: int = 0o600, owner: str = "") -> tuple[int, Path]:
     """A new, empty temporary file in `directory` (mode 0600 by default, as
     `tempfile.mkstemp` makes them; the umask applies to another), opened for writing. Named by process and counter rather than by
     `mkstemp`'s random letters, which cost as much again as the file's creation; the
     O_EXCL open still refuses any name that exists (one left by an earlier process of
-    the same number), and the next number is tried."""
+    the same number), and the next number is tried. `owner`, when given, starts the
+    name (`.incoming-<owner>@<pid>-<n>.part`): in a folder shared by several machines,
+    whose process numbers may coincide, it tells whose file it is."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    tag = f"{owner}@" if owner else ""
     for _ in range(1000):
-        path = f"{directory}/{TEMP_PREFIX}{os.getpid()}-{next(_TEMP_NUMBERS)}.part"
+        path = f"{directory}/{TEMP_PREFIX}{tag}{os.getpid()}-{next(_TEMP_NUMBERS)}.part"
         try:
             return os.open(path, flags, mode), Path(path)
         except FileExistsError:
@@ -75,7 +78,8 @@ class InvalidInstance(Exception):
 
 class PendingInstance:
     """A file being received: write the data set bytes, then `commit()` or `discard()`.
-    `check`, when given, is asked once the bytes are synced and before the rename."""
+    `check`, when given, is asked once the bytes are synced and before the rename;
+    `owner` names the temporary file's owner (`_create_temp`)."""
 
     def __init__(
         self,
@@ -85,12 +89,13 @@ class PendingInstance:
         fsync: bool,
         check: Callable[[PendingInstance], Refusal | None] | None = None,
         mode: int = 0o600,
+        owner: str = "",
     ) -> None:
         self.directory = directory
         self.final_path = directory / final_name
         self._fsync = fsync
         self._check = check
-        handle, self.temp_path = _create_temp(directory, mode)
+        handle, self.temp_path = _create_temp(directory, mode, owner)
         self.file: BinaryIO = os.fdopen(handle, "wb")
         self.size = 0
         self.committed = False

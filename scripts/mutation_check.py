@@ -58,6 +58,7 @@ ROUND2 = "tests/test_robustness_round2.py::"
 FIDELITY = "tests/test_fidelity_cases.py::"
 COMMANDS = "tests/test_dimse_commands.py::"
 DIMSE = "tests/test_robustness_dimse.py::"
+SHARED = "tests/test_archive_shared.py::"
 STORAGE = "tests/test_robustness_storage.py::"
 ENGINE = "tests/test_engine.py::"
 SERVICES = "tests/test_engine_services.py::"
@@ -584,15 +585,29 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a failed write leaves its temporary file",
     ),
     Mutation(
-        31, "dimse/archive/archive.py",
-        "                if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(\".part\"):",
+        31, "dimse/archive/folder.py",
+        "                if entry.name.startswith(prefix) and entry.name.endswith(\".part\"):",
         "                if False:  # MUTATION: temporary files kept at start",
         [STORAGE + "test_31_a_server_killed_in_the_middle_of_a_write_leaves_no_truncated_file"],
         "no clean-up of temporary files at start",
     ),
     Mutation(
+        31, "dimse/archive/folder.py",
+        "        prefix = f\"{TEMP_PREFIX}{self.node}@\" if self.node else TEMP_PREFIX",
+        "        prefix = TEMP_PREFIX  # MUTATION: a node removes every node's temporary files",
+        [SHARED + "test_a_node_removes_only_its_own_temporary_files"],
+        "a node of a shared archive removes the others' files being received",
+    ),
+    Mutation(
+        31, "dimse/archive/index_pg.py",
+        "            \"SELECT id, path FROM journal WHERE node = %s ORDER BY id\", (self.node,)",
+        "            \"SELECT id, path FROM journal WHERE node <> %s ORDER BY id\", (self.node,)  # MUTATION",
+        [SHARED + "test_a_killed_node_rolls_its_own_journal_forward_and_no_other_node_does"],
+        "a node rolls forward another node's journal entries, not its own",
+    ),
+    Mutation(
         31, "dimse/storage.py",
-        "        handle, self.temp_path = _create_temp(directory, mode)",
+        "        handle, self.temp_path = _create_temp(directory, mode, owner)",
         "        self.temp_path = self.final_path  # MUTATION: written in place, under its final name\n"
         "        handle = os.open(self.final_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)",
         [STORAGE + "test_31_a_server_killed_in_the_middle_of_a_write_leaves_no_truncated_file"],
@@ -602,22 +617,36 @@ MUTATIONS: tuple[Mutation, ...] = (
         32, "dimse/archive/archive.py",
         "        if self.duplicate_policy == \"reject\":",
         "        if False:  # MUTATION",
-        [STORAGE + "test_32_the_same_uid_twice_follows_the_policy[reject-273-1]"],
+        [STORAGE + "test_32_the_same_uid_twice_follows_the_policy[sqlite-reject-273-1]"],
         "policy 'reject' not applied",
     ),
     Mutation(
         32, "dimse/archive/archive.py",
         "        replace = self.duplicate_policy == \"replace\"",
         "        replace = True  # MUTATION",
-        [STORAGE + "test_32_the_same_uid_twice_follows_the_policy[keep-0-1]"],
+        [STORAGE + "test_32_the_same_uid_twice_follows_the_policy[sqlite-keep-0-1]"],
         "policy 'keep' not applied",
     ),
     Mutation(
         32, "dimse/archive/archive.py",
-        "        with self._commit_lock:\n            return self._commit_locked(store, pending, record)",
-        "        return self._commit_locked(store, pending, record)  # MUTATION: no lock",
+        "        with self._commit_lock, contextlib.ExitStack() as locked:",
+        "        with contextlib.ExitStack() as locked:  # MUTATION: no lock",
         [STORAGE + "test_32_concurrent_stores_of_one_uid_are_atomic"],
         "commits not serialized",
+    ),
+    Mutation(
+        32, "dimse/archive/index_pg.py",
+        "        conn.execute(\"SELECT pg_advisory_lock(%s::int4, %s::int4)\", (_FILE_LOCK, key))\n",
+        "",  # MUTATION: nodes storing the same instance do not take turns
+        [SHARED + "test_the_same_instance_stored_through_two_nodes_at_once_leaves_one_agreeing_copy"],
+        "two nodes rename and index the same instance at once",
+    ),
+    Mutation(
+        32, "dimse/archive/index_pg.py",
+        "        self._writes = Writes(POSTGRESQL, cache=False, lock_parents=True)",
+        "        self._writes = Writes(POSTGRESQL, cache=False, lock_parents=False)  # MUTATION",
+        [SHARED + "test_a_series_emptied_by_one_node_while_the_other_stores_into_it_keeps_the_new_instance"],
+        "a node deletes a series another node has just stored into",
     ),
     # --- 33-35: retrieve
     Mutation(

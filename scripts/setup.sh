@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (Python 3.11 or newer) and install dicom-ul in it, editable, with its test
-# tools and the decoders that let it decompress for a peer (the `transcode` extra).
+# tools, the decoders that let it decompress for a peer (the `transcode` extra) and the
+# PostgreSQL driver of the shared index (the `postgresql` extra).
 # Safe to run again. Choose the interpreter with PYTHON=/path/to/python3.11.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,6 +15,6 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-.venv/bin/python -m pip install --quiet -e '.[test,transcode]'
+.venv/bin/python -m pip install --quiet -e '.[test,transcode,postgresql]'
 touch .venv/.dicom-ul-installed
 echo "scripts/setup.sh: .venv ready ($(.venv/bin/python --version))"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests import peers
+from tests import peers, postgres
 
 _PEER_PROCESSES = pytest.StashKey[list[peers.PeerProcess]]()
 
@@ -200,3 +200,31 @@ def ct_small() -> Path:
     path = get_testdata_file("CT_small.dcm")
     assert isinstance(path, str)
     return Path(path)
+
+
+# --- PostgreSQL, for the shared index (tests/postgres.py)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A throw-away PostgreSQL cluster on a free loopback port, for the whole session
+    (started at the first test that asks; skipped, or failed in CI, when missing)."""
+    with postgres.start_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_database(pg_cluster: Any) -> Iterator[str]:
+    """The URI of a new empty database, dropped after the test."""
+    with pg_cluster.database() as uri:
+        yield uri
+
+
+@pytest.fixture(params=postgres.INDEXES)
+def index_spec(request: pytest.FixtureRequest) -> str | None:
+    """The `index` of an Archive, once per back end: None (SQLite), then the URI of a
+    new PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    uri: str = request.getfixturevalue("pg_database")
+    return uri

@@ -548,12 +548,16 @@ def archive_server(
     timeouts: Timeouts = SHORT,
     duplicate_policy: str = "replace",
     handlers: Callable[[Archive], Handlers] | None = None,
+    index: str | None = None,
     **options: Any,
 ) -> Iterator[Provider]:
     """Our `Provider` serving `ArchiveHandlers` over a new archive at `root`, on a
-    free loopback port, with short timeouts; AE title OURSCP. `options` go to the
-    Provider (max_associations, calling_ae_allowed...)."""
-    archive = Archive(root, fsync=False, duplicate_policy=duplicate_policy)  # type: ignore[arg-type]
+    free loopback port, with short timeouts; AE title OURSCP. `index`: the archive's
+    index (None: SQLite). `options` go to the Provider (max_associations,
+    calling_ae_allowed...)."""
+    archive = Archive(
+        root, fsync=False, duplicate_policy=duplicate_policy, index=index, node="ourscp"
+    )  # type: ignore[arg-type]
     made = handlers(archive) if handlers else ArchiveHandlers(archive)
     provider = Provider(made, ae_title="OURSCP", host=HOST, port=0, timeouts=timeouts, **options)
     provider.start()

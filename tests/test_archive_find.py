@@ -4,6 +4,7 @@ identifiers, and the instances named for C-MOVE/C-GET."""
 
 from __future__ import annotations
 
+import contextlib
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from dimse.archive.archive import Archive
 from dimse.archive.conditions import QueryError
 from dimse.datasets import decode_dataset, encode_dataset
 from dimse.models import Root
+from tests.postgres import INDEXES
 from tests.test_archive_data import (
     BASIC_TEXT_SR,
     CT_IMAGE_STORAGE,
@@ -33,9 +35,18 @@ from tests.test_archive_data import (
 )
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
-    with Archive(tmp_path_factory.mktemp("find") / "archive", fsync=False) as archive:
+@pytest.fixture(scope="module", params=INDEXES)
+def archive(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Archive]:
+    """The corpus in an archive, once with each index back end: the same queries must
+    give the same answers on SQLite and PostgreSQL."""
+    with contextlib.ExitStack() as stack:
+        index = None
+        if request.param == "postgresql":
+            index = stack.enter_context(request.getfixturevalue("pg_cluster").database())
+        root = tmp_path_factory.mktemp("find") / "archive"
+        archive = stack.enter_context(Archive(root, fsync=False, index=index, node="find"))
         for n, ds in enumerate(corpus()):
             syntax = ImplicitVRLittleEndian if n % 2 else ExplicitVRLittleEndian
             assert store(archive, ds, transfer_syntax=syntax) == 0x0000

@@ -43,8 +43,9 @@ NAME = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*\.dcm|invalid-uid-[0-9a-f
 
 
 @pytest.fixture
-def archive(tmp_path: Path):
-    with Archive(tmp_path / "archive", fsync=False) as archive:
+def archive(tmp_path: Path, index_spec: str | None):
+    """An empty archive, once with each index back end (SQLite, PostgreSQL)."""
+    with Archive(tmp_path / "archive", fsync=False, index=index_spec, node="test") as archive:
         yield archive
 
 
@@ -141,11 +142,11 @@ def test_one_process_at_a_time(tmp_path: Path) -> None:
     Archive(tmp_path, fsync=False).close()
 
 
-def test_the_index_survives_a_reopen(tmp_path: Path) -> None:
+def test_the_index_survives_a_reopen(tmp_path: Path, index_spec: str | None) -> None:
     ds = make_instance(PatientName="Kept^Across")
-    with Archive(tmp_path, fsync=True) as archive:
+    with Archive(tmp_path, fsync=True, index=index_spec, node="test") as archive:
         assert store(archive, ds) == 0x0000
-    with Archive(tmp_path, fsync=True) as archive:
+    with Archive(tmp_path, fsync=True, index=index_spec, node="test") as archive:
         assert archive.count() == 1
         assert values(find_images(archive, PatientName=""), "PatientName") == {"Kept^Across"}
 
@@ -294,9 +295,13 @@ def two_versions() -> tuple[Dataset, Dataset]:
     return first, second
 
 
-def test_replace_policy_replaces_the_file_and_the_index_row(tmp_path: Path) -> None:
+def test_replace_policy_replaces_the_file_and_the_index_row(
+    tmp_path: Path, index_spec: str | None
+) -> None:
     first, second = two_versions()
-    with Archive(tmp_path, fsync=False, duplicate_policy="replace") as archive:
+    with Archive(
+        tmp_path, fsync=False, duplicate_policy="replace", index=index_spec, node="test"
+    ) as archive:
         assert store(archive, first) == 0x0000
         assert store(archive, second) == 0x0000
         assert archive.count() == 1
@@ -311,9 +316,17 @@ def test_replace_policy_replaces_the_file_and_the_index_row(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(("policy", "status"), [("keep", 0x0000), ("reject", 0x0111)])
-def test_keep_and_reject_policies_keep_the_first(tmp_path: Path, policy: str, status: int) -> None:
+def test_keep_and_reject_policies_keep_the_first(
+    tmp_path: Path, index_spec: str | None, policy: str, status: int
+) -> None:
     first, second = two_versions()
-    with Archive(tmp_path, fsync=False, duplicate_policy=policy) as archive:  # type: ignore[arg-type]
+    with Archive(
+        tmp_path,
+        fsync=False,
+        duplicate_policy=policy,  # type: ignore[arg-type]
+        index=index_spec,
+        node="test",
+    ) as archive:
         assert store(archive, first) == 0x0000
         assert store(archive, second) == status
         (path,) = instance_files(archive)

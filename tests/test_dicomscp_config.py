@@ -289,6 +289,8 @@ BAD_CONFIGURATIONS = [
     ('[timeouts]\nidle = "soon"\n', r"timeouts.idle must be a number of seconds"),
     ('check_called_ae = "yes"\n', r"check_called_ae must be true or false"),
     ("port = [1\n", r"is not valid TOML"),
+    ('index = "mysql://db/archive"\n', r"index: .* is not an index: .* postgresql://"),
+    ('node = "../elsewhere"\n', r"node: node name .* letters, digits"),
 ]  # fmt: skip
 
 

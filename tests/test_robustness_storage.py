@@ -256,7 +256,7 @@ def test_31_a_server_killed_in_the_middle_of_a_write_leaves_no_truncated_file(
     [("replace", 0x0000, 2), ("keep", 0x0000, 1), ("reject", 0x0111, 1)],
 )
 def test_32_the_same_uid_twice_follows_the_policy(
-    tmp_path: Path, policy: str, second_status: int, kept_version: int
+    tmp_path: Path, policy: str, second_status: int, kept_version: int, index_spec: str | None
 ) -> None:
     """ROBUSTNESS 32: the same SOP Instance UID stored twice: the archive's documented
     policy (dimse/archive/archive.py: replace, keep or reject with 0111H); one file, and the
@@ -266,7 +266,7 @@ def test_32_the_same_uid_twice_follows_the_policy(
         ct_instance(uid, InstanceNumber=n, StudyInstanceUID=study, SeriesInstanceUID=series)
         for n in (1, 2)
     ]
-    with archive_server(tmp_path / "archive", duplicate_policy=policy) as server:
+    with archive_server(tmp_path / "archive", duplicate_policy=policy, index=index_spec) as server:
         with connect(server.port) as association:
             assert association.store(versions[0]).status.code == 0
             assert association.store(versions[1]).status.code == second_status
@@ -290,13 +290,13 @@ def assert_one_version(
     assert not list(archive.root.rglob(".incoming-*"))
 
 
-def test_32_concurrent_stores_of_one_uid_are_atomic(tmp_path: Path) -> None:
+def test_32_concurrent_stores_of_one_uid_are_atomic(tmp_path: Path, index_spec: str | None) -> None:
     """ROBUSTNESS 32: two associations store 15 versions each of the same UID at once
     (policy replace): every store succeeds, and in the end there is one complete file
     that the index describes."""
     uid, study, series = generate_uid(), generate_uid(), generate_uid()
     statuses: list[int] = []
-    with archive_server(tmp_path / "archive") as server:
+    with archive_server(tmp_path / "archive", index=index_spec) as server:
 
         def store_versions(first: int) -> None:
             with connect(server.port) as association:

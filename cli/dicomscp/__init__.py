@@ -1,12 +1,16 @@
 """dicomscp: a DICOM server with an embedded archive.
 
-    dicomscp [--aetitle AE] [--archive DIR] [--config FILE] [--tls-cert FILE ...] [PORT]
+    dicomscp [--aetitle AE] [--archive DIR] [--index URI] [--config FILE] [--tls-cert FILE ...] [PORT]
 
 Serves verification, storage of every storage SOP class (kept as received),
 query/retrieve (C-FIND, C-MOVE, C-GET; patient and study root, every level) and,
 with --worklist, Modality Worklist C-FIND. Logs one line per association and per
 operation on stderr. SIGINT or SIGTERM stops it cleanly: no new associations, and
 the ones in progress are given time to finish what they are storing.
+
+The index is SQLite in the archive folder unless --index names a PostgreSQL database
+(postgresql://USER@HOST:PORT/DB, any libpq URI): then several dicomscp nodes, each with
+its own --node name, sharing that database and one archive folder act as one archive.
 
 With --tls-cert/--tls-key (or [tls] in the configuration) every connection is TLS 1.2
 or newer (PS3.15 B.9; 2762 is DICOM over TLS's registered port); with --tls-ca too,
@@ -28,9 +32,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from cli.dicomscp.config import ConfigError, ServerConfig, load_config, parse_address
+from cli.dicomscp.config import (
+    ConfigError,
+    ServerConfig,
+    check_index,
+    check_node_name,
+    load_config,
+    parse_address,
+)
 from cli.logs import warnings_as_log_lines
-from dimse.archive.archive import Archive, ArchiveLocked
+from dimse.archive.archive import Archive, ArchiveLocked, IndexUnavailable
+from dimse.archive.backend import describe_index
 from dimse.archive.handlers import ArchiveHandlers
 from dimse.identity import IdentityHook, hash_password, users_check
 from dimse.scp import Provider
@@ -55,6 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--aetitle", help="our AE title (default DICOMSCP)")
     parser.add_argument("--archive", type=Path, help="archive folder (default ./dicom-archive)")
+    parser.add_argument(
+        "--index",
+        metavar="URI",
+        help="where the archive's index is: 'sqlite' (default, in the archive folder) or "
+        "postgresql://USER@HOST:PORT/DB (any libpq URI; its password may come from "
+        "~/.pgpass or PGPASSWORD) to share one archive between several dicomscp nodes, "
+        "which then also share the archive folder",
+    )
+    parser.add_argument(
+        "--node",
+        metavar="NAME",
+        help="with a PostgreSQL index: this dicomscp's name among the nodes sharing the "
+        "archive (default: the machine's name; give each process its own)",
+    )
     parser.add_argument("--config", type=Path, help="TOML configuration file")
     parser.add_argument("--host", help="address to listen on (default 0.0.0.0; '::' for IPv6)")
     parser.add_argument(
@@ -134,6 +160,10 @@ def settings(args: argparse.Namespace) -> ServerConfig:
         config.aetitle = args.aetitle
     if args.archive:
         config.archive = args.archive
+    if args.index:
+        config.index = check_index(args.index, "--index")
+    if args.node:
+        config.node = check_node_name(args.node, "--node")
     if args.host:
         config.host = args.host
     if args.worklist:
@@ -225,9 +255,18 @@ def serve(config: ServerConfig, stop: threading.Event) -> int:
         log.error("%s", exc)
         return 2
     try:
-        archive = Archive(config.archive, fsync=config.fsync, duplicate_policy=config.duplicates)  # type: ignore[arg-type]
+        archive = Archive(
+            config.archive,
+            fsync=config.fsync,
+            duplicate_policy=config.duplicates,  # type: ignore[arg-type]
+            index=config.index,
+            node=config.node,
+        )
     except ArchiveLocked as exc:
         log.error("%s; is another dicomscp using this archive?", exc)
+        return 1
+    except IndexUnavailable as exc:
+        log.error("%s", exc)
         return 1
     except OSError as exc:
         log.error("cannot open the archive %s: %s", config.archive, exc.strerror or exc)
@@ -269,6 +308,7 @@ def serve(config: ServerConfig, stop: threading.Event) -> int:
     print(
         f"dicomscp: {config.aetitle} listening on {config.host}:{provider.port}, "
         f"archive {config.archive} ({archive.count()} instances)"
+        + _index_note(config, archive)
         + _security_note(config, ssl_context),
         file=sys.stderr,
         flush=True,
@@ -282,6 +322,12 @@ def serve(config: ServerConfig, stop: threading.Event) -> int:
     archive.close()
     log.info("stopped")
     return 0
+
+
+def _index_note(config: ServerConfig, archive: Archive) -> str:
+    if not archive.node:
+        return ""
+    return f"; index {describe_index(config.index or '')}, node {archive.node}"
 
 
 def _security_note(config: ServerConfig, ssl_context: ssl.SSLContext | None) -> str:

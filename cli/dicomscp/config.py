@@ -4,6 +4,9 @@
     port = 11112
     host = "0.0.0.0"                 # address to listen on ("::" for IPv6)
     archive = "./dicom-archive"
+    index = "sqlite"                 # or postgresql://USER@HOST:PORT/DB: an index shared
+                                     # by several dicomscp nodes (and the archive folder)
+    node = "scp-a"                   # with PostgreSQL: this node's name (default: host name)
     worklist = "./worklist"          # optional: folder of worklist files (*.wl, *.dcm)
     max_associations = 64
     max_pending = 256                # connections not yet associated; past it the oldest goes
@@ -56,6 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dimse.archive.backend import check_node, is_postgresql
 from dimse.identity import check_stored_password
 from dimse.scp import DEFAULT_MAX_PDU
 from dimse.upper_layer import Timeouts, valid_ae_title
@@ -71,6 +75,8 @@ class ServerConfig:
     port: int = 11112
     host: str = "0.0.0.0"
     archive: Path = Path("dicom-archive")
+    index: str | None = None  # None: SQLite in the archive folder
+    node: str | None = None  # None: the machine's name (a shared index only)
     worklist: Path | None = None
     max_associations: int = 64
     max_pending: int = 256
@@ -99,6 +105,25 @@ def parse_address(text: str, where: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{where}: {text!r} is not host:port")
     return host.strip("[]"), int(port)
+
+
+def check_index(value: Any, where: str) -> str | None:
+    """An index description: "sqlite" (None) or a PostgreSQL URI."""
+    if value == "sqlite":
+        return None
+    if not isinstance(value, str) or not is_postgresql(value):
+        raise ConfigError(
+            f'{where}: {value!r} is not an index: give "sqlite" (the default) or a '
+            "PostgreSQL URI, postgresql://USER@HOST:PORT/DB"
+        )
+    return value
+
+
+def check_node_name(value: Any, where: str) -> str:
+    try:
+        return check_node(value if isinstance(value, str) else repr(value))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _ae(value: Any, where: str) -> str:
@@ -158,6 +183,10 @@ def load_config(path: Path) -> ServerConfig:
             config.archive = base / str(data["archive"])
         if "worklist" in data:
             config.worklist = base / str(data["worklist"])
+        if "index" in data:
+            config.index = check_index(data["index"], "index")
+        if "node" in data:
+            config.node = check_node_name(data["node"], "node")
         for key in (
             "max_associations",
             "max_pending",

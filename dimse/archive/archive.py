@@ -1,14 +1,17 @@
-"""The embedded archive of `dicomscp`: instances in files, their attributes in SQLite.
+"""The embedded archive of `dicomscp`: instances in files, their attributes in an
+index, SQLite by default or PostgreSQL shared by several nodes (dimse/archive/backend.py).
 
 Layout under the root directory (nothing is ever written outside it):
 
     root/.lock                        held (flock) by the one process that has it open
-    root/index.sqlite                 the index, WAL mode (dimse/archive/index.py,
+                                      (shared by the nodes of a shared index)
+    root/index.sqlite                 the SQLite index, WAL mode (dimse/archive/index.py,
                                       its tables dimse/archive/schema.py)
     root/instances/<hh>/<uid>.dcm     one Part 10 file per instance, as received
     root/instances/<hh>/.incoming-*.part   a file being received
     root/spool/                       data sets converted for a C-MOVE/C-GET, too big
-                                      for memory (emptied at start)
+                                      for memory (emptied at start; root/spool/<node>/
+                                      for each node of a shared index)
 
 `<uid>.dcm` is the SOP Instance UID when it is a valid UID, else
 `invalid-uid-<sha256>.dcm` (dimse/naming.py): a UID such as `../../x`, `/etc/x` or
@@ -29,9 +32,11 @@ Storing (`begin_store`, then `PendingStore.write` per fragment, then `commit`):
    understand), the missing attribute named. The
    reason goes back in the C-STORE response's Error Comment (`PendingStore.refusal`).
 3. The file is flushed and fsynced (outside any lock: concurrent associations overlap
-   their fsyncs). Then under the archive's commit lock: the final path is journaled in
-   the index; the file is renamed to its final name and the directory fsynced; then
-   one SQLite transaction indexes the instance and ends its journal entry.
+   their fsyncs). Then under the archive's commit lock, and the index's lock on the
+   final path (a shared index: nodes storing the same instance take turns): the final
+   path is journaled in the index; the file is renamed to its final name and the
+   directory fsynced; then one transaction indexes the instance and ends its journal
+   entry.
 4. The status is returned: 0000 only once the file and its index row are durable.
 
 A full disk (ENOSPC, EDQUOT, EFBIG) at any step gives A700 (Out of Resources); the
@@ -53,7 +58,9 @@ the only writes to final names are renames of fsynced files. At start the archiv
 (a) indexes again, from what is on disk, every journaled path, so that a crash between
 the rename and the index transaction is rolled forward; and (b) removes the
 `.incoming-*.part` files left by a crash. The `.lock` makes sure no other process is
-writing into those directories while they are cleaned.
+writing into those directories while they are cleaned. With a shared index each node
+rolls forward its own journal entries only, each under the path's lock, and removes
+its own temporary files only (dimse/archive/folder.py).
 
 Queries (`find`, `instances`) are in dimse/archive/query.py; matching rules in
 dimse/archive/matching.py.
@@ -61,10 +68,9 @@ dimse/archive/matching.py.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import hashlib
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +79,10 @@ from typing import Literal
 
 from pydicom.dataset import Dataset
 
-from dimse.archive.index import Index
+from dimse.archive.backend import ArchiveLocked as ArchiveLocked
+from dimse.archive.backend import IndexUnavailable as IndexUnavailable
+from dimse.archive.backend import check_node, default_node, is_postgresql, open_index
+from dimse.archive.folder import INSTANCES_DIR, FolderClaim
 from dimse.archive.instance_header import UnreadableInstance, read_texts
 from dimse.archive.query import FindQuery, retrieve_sql, run_find
 from dimse.archive.schema import Record, record_of
@@ -83,20 +92,13 @@ from dimse.models import Root
 from dimse.naming import instance_file_name
 from dimse.received import Refusal, check_data_set, check_file_data_set, fit
 from dimse.status import StoreStatus
-from dimse.storage import TEMP_PREFIX, PendingInstance
+from dimse.storage import PendingInstance
 
 log = logging.getLogger(__name__)
 
 DuplicatePolicy = Literal["replace", "keep", "reject"]
 _POLICIES = ("replace", "keep", "reject")
-INSTANCES_DIR = "instances"
-SPOOL_DIR = "spool"
 INDEX_FILE = "index.sqlite"
-LOCK_FILE = ".lock"
-
-
-class ArchiveLocked(RuntimeError):
-    """Another process (or another Archive object) has this archive open."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +123,13 @@ class Archive:
     benchmarks). `pn_case_sensitive=False` matches PN keys without regard to case (see
     dimse/archive/matching.py; the standard allows both, case-sensitive is the default).
 
+    `index`: None (or "sqlite") for the SQLite index in the folder; a postgresql:// URI
+    for an index shared by several nodes, each opening the same (shared) `root` under
+    its own `node` name (default: this machine's name). See dimse/archive/backend.py.
+
     Thread-safe: one Archive serves every association of the server. One process at a
-    time may open a given root (ArchiveLocked otherwise).
+    time may open a given root, or a given node of a shared index (ArchiveLocked
+    otherwise).
     """
 
     def __init__(
@@ -132,6 +139,8 @@ class Archive:
         fsync: bool = True,
         duplicate_policy: DuplicatePolicy = "replace",
         pn_case_sensitive: bool = True,
+        index: str | None = None,
+        node: str | None = None,
     ) -> None:
         if duplicate_policy not in _POLICIES:
             raise ValueError(
@@ -141,51 +150,45 @@ class Archive:
         self.fsync = fsync
         self.duplicate_policy = duplicate_policy
         self.fold_pn = not pn_case_sensitive
+        #: this node's name with a shared index, else ""
+        self.node = check_node(node or default_node()) if is_postgresql(index) else ""
+        #: the owner written in this process's temporary files' names
+        self.temp_owner = self.node
         (self.root / INSTANCES_DIR).mkdir(parents=True, exist_ok=True)
-        #: where converted data sets too big for memory are spooled (inside the archive,
-        #: so that its disk and permissions apply)
-        self.spool_dir = self.root / SPOOL_DIR
-        self.spool_dir.mkdir(exist_ok=True)
-        self._lock_fd = self._take_lock()
+        self._claim = FolderClaim(self.root, self.node)
+        #: where converted data sets too big for memory are spooled
+        self.spool_dir = self._claim.spool_dir
+        self._open = True
         self._commit_lock = new_lock()
         self._unsettled: set[tuple[int, str]] = set()
         #: instances/<hh> (relative) -> its directory, for those known to exist
         self._shards: dict[str, Path] = {}
         try:
-            self._index = Index(self.root / INDEX_FILE, fsync=fsync)
+            self._index = open_index(
+                index, self.root / INDEX_FILE, fsync=fsync, node=self.node or None
+            )
+        except BaseException:
+            self._claim.release()
+            raise
+        try:
             self._recover()
         except BaseException:
-            os.close(self._lock_fd)
+            self._index.close()
+            self._claim.release()
             raise
 
     # ---- opening
 
-    def _take_lock(self) -> int:
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise ArchiveLocked(f"{self.root} is open in another process or Archive") from None
-        return fd
-
     def _recover(self) -> None:
         """Roll journaled stores forward and remove temporary files (module docstring)."""
         for journal_id, relative in self._index.journal():
-            self._settle(journal_id, relative)
-        for shard in (self.root / INSTANCES_DIR).iterdir():
-            if not shard.is_dir():
-                continue
-            for entry in os.scandir(shard):
-                if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(".part"):
-                    log.info("archive: removing %s, left by an interrupted store", entry.path)
-                    os.unlink(entry.path)
-        for entry in os.scandir(self.spool_dir):
-            if entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)  # a spool of a process that ended
+            with self._index.file_lock(relative):
+                self._settle(journal_id, relative)
+        self._claim.clean()
 
     def _settle(self, journal_id: int, relative: str) -> None:
-        """Make the index describe the file at `relative` as it is on disk now."""
+        """Make the index describe the file at `relative` as it is on disk now (the
+        caller holds the index's lock on `relative`)."""
         path = self.root / relative
         try:
             texts_of, syntax = read_texts(path)
@@ -281,7 +284,17 @@ class Archive:
             # Not a mismatch with the SOP class: we cannot place it in the archive's
             # patient/study/series hierarchy, hence Cannot understand, with the reason.
             return self._refuse(store, pending, StoreStatus.CANNOT_UNDERSTAND, unfiled)
-        with self._commit_lock:
+        unstorable = self._index.dialect.unstorable(record.values)
+        if unstorable:
+            return self._refuse(store, pending, StoreStatus.CANNOT_UNDERSTAND, unstorable)
+        with self._commit_lock, contextlib.ExitStack() as locked:
+            self._settle_unsettled()
+            try:
+                locked.enter_context(self._index.file_lock(record.path))
+            except Exception as exc:  # the shared index cannot be reached: nothing changed
+                pending.discard()
+                log.error("C-STORE %s: the index cannot be locked: %s", store.sop_instance_uid, exc)
+                return status_for(exc)
             return self._commit_locked(store, pending, record)
 
     @staticmethod
@@ -310,11 +323,10 @@ class Archive:
     def _commit_locked(
         self, store: PendingStore, pending: PendingInstance, record: Record
     ) -> StoreStatus:
-        self._settle_unsettled()
         replace = self.duplicate_policy == "replace"
         try:
             journal_id = self._index.begin(record.sop_instance_uid, record.path, replace=replace)
-        except Exception as exc:  # sqlite3.Error or IndexFull: nothing changed yet
+        except Exception as exc:  # a database error or IndexFull: nothing changed yet
             pending.discard()
             log.error("C-STORE %s: the index cannot be written: %s", store.sop_instance_uid, exc)
             return status_for(exc)
@@ -357,7 +369,12 @@ class Archive:
     def _settle_unsettled(self) -> None:
         for journal_id, relative in sorted(self._unsettled):
             self._unsettled.discard((journal_id, relative))
-            self._settle_or_defer(journal_id, relative)
+            try:
+                with self._index.file_lock(relative):
+                    self._settle_or_defer(journal_id, relative)
+            except Exception as exc:  # the lock could not be taken
+                log.error("archive: %s not re-indexed yet: %s", relative, exc)
+                self._unsettled.add((journal_id, relative))
 
     # ---- querying
 
@@ -368,14 +385,16 @@ class Archive:
         Raises `dimse.archive.matching.QueryError` (with the failure status to send) at once,
         before any response, when the identifier cannot be answered.
         """
-        query = FindQuery(identifier, root, level, fold_pn=self.fold_pn)
+        query = FindQuery(
+            identifier, root, level, fold_pn=self.fold_pn, dialect=self._index.dialect
+        )
         return run_find(query, self._index.select, self.root)
 
     def instances(self, identifier: Dataset, root: Root, level: str) -> list[StoredInstance]:
         """The stored instances a C-MOVE or C-GET identifier names: by the Unique Keys
         of `level` and the levels above (PS3.4 C.4.2.2.1, C.4.3.2.1), single values or
         lists of UIDs. Raises `QueryError` when the level's Unique Key is missing."""
-        sql, params = retrieve_sql(identifier, root, level)
+        sql, params = retrieve_sql(identifier, root, level, self._index.dialect)
         return [
             StoredInstance(row[0], row[1], row[2], self.root / row[3])
             for row in self._index.select(sql, params)
@@ -388,12 +407,14 @@ class Archive:
     def close(self) -> None:
         """Close the index and let another process open the archive."""
         with self._commit_lock:
-            if self._lock_fd < 0:
+            if not self._open:
                 return
-            self._settle_unsettled()
-            self._index.close()
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+            self._open = False
+            try:
+                self._settle_unsettled()
+            finally:
+                self._index.close()
+                self._claim.release()
 
     def __enter__(self) -> Archive:
         return self

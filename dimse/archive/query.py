@@ -5,7 +5,7 @@ with the tables above it (`dimse.archive.query_sql.from_clause`):
 
 - keys the index keeps in a column, or computes (PS3.4 C.3.4), are matched in SQL
   where `dimse.archive.query_sql.sql_condition` can say it (single values, wild cards
-  with GLOB, lists of UIDs, ranges on the comparable twin columns), in Python on the
+  (`dimse.archive.dialect`), lists of UIDs, ranges on the comparable twin columns), in Python on the
   row otherwise (PN, whose component groups and case rules SQL does not know);
 - other keys (sequences, attributes the index does not keep) are matched and answered
   from one stored instance of the entity, the one stored last (an IMAGE-level row is
@@ -30,7 +30,6 @@ Decisions where the standard leaves room:
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag
 from pydicom.valuerep import IS, DSfloat
 
+from dimse.archive.backend import Row
 from dimse.archive.conditions import (
     UNIVERSAL,
     Key,
@@ -52,12 +52,14 @@ from dimse.archive.conditions import (
     compile_condition,
     compile_keys,
 )
+from dimse.archive.dialect import SQLITE, Dialect
 from dimse.archive.instance_header import UnreadableInstance, read_attributes
 from dimse.archive.matching import element_matches, person_name, response_element, values_match
 from dimse.archive.query_keys import COLUMNS_BY_TAG, IMAGE, NOT_MATCHED, entity_of, model_level
 from dimse.archive.query_sql import (
-    COMPUTED,
+    COMPUTED_LEVELS,
     column_expr,
+    computed,
     from_clause,
     representative_expr,
     sql_condition,
@@ -86,7 +88,7 @@ def _tag(keyword: str) -> int:
     return int(tag)
 
 
-_COMPUTED_BY_TAG = {_tag(name): name for name in COMPUTED}
+_COMPUTED_BY_TAG = {_tag(name): name for name in COMPUTED_LEVELS}
 _UNIQUE_TAGS = {level: _tag(keyword) for level, keyword in UNIQUE.items()}
 
 
@@ -125,7 +127,7 @@ def _typed(vr: str, text: str) -> Any:
 
 
 def _text(value: object) -> str:
-    """A result column as text: counts come back from SQLite as integers."""
+    """A result column as text: counts come back from the database as integers."""
     return "" if value is None else str(value)
 
 
@@ -144,9 +146,18 @@ class _Planned:
 class FindQuery:
     """One C-FIND of the Patient Root or Study Root model against the index."""
 
-    def __init__(self, identifier: Dataset, root: Root, level: str, *, fold_pn: bool) -> None:
+    def __init__(
+        self,
+        identifier: Dataset,
+        root: Root,
+        level: str,
+        *,
+        fold_pn: bool,
+        dialect: Dialect = SQLITE,
+    ) -> None:
         check_level(root, level)
         self.level = level
+        self.dialect = dialect
         self.requested_charset = request_character_set(identifier)
         self.echoed = [identifier[t] for t in _ECHOED if t in identifier]
         self.wants_ae_title = _RETRIEVE_AE_TITLE in identifier
@@ -169,7 +180,7 @@ class FindQuery:
             self._plan(key)
         self._file_keys = [p.key for p in self._planned if p.name is None and not p.absent]
         if self._file_keys:
-            self._selects.append(f"{representative_expr(level)} AS path")
+            self._selects.append(f"{representative_expr(level, dialect)} AS path")
         # Python tests: cheap ones on the row first, then those that read a file.
         self._row_tests = [p for p in self._planned if p.name is not None and not p.in_sql]
         self._file_tests = [k for k in self._file_keys if not isinstance(k.condition, Universal)]
@@ -181,26 +192,28 @@ class FindQuery:
             expr = column_expr(column)
         elif key.tag in _COMPUTED_BY_TAG:
             # entity_of() put it at or above the query level, so its table is joined
-            expr = COMPUTED[_COMPUTED_BY_TAG[key.tag]][2]
+            expr = computed(self.dialect)[_COMPUTED_BY_TAG[key.tag]][2]
         else:
             self._planned.append(_Planned(key, BaseTag(key.tag), None))
             return
         self._selects.append(f"{expr} AS {name}")
         # computed values are tested in Python: a count or a list is no column
-        clause = sql_condition(expr, key.vr, key.condition) if column is not None else None
-        if clause is not None and clause[0] != "1":
+        clause = (
+            sql_condition(expr, key.vr, key.condition, self.dialect) if column is not None else None
+        )
+        if clause is not None and not isinstance(key.condition, Universal):
             self._where.append(clause[0])
             self._params += clause[1]
         self._planned.append(_Planned(key, BaseTag(key.tag), name, in_sql=clause is not None))
 
     def sql(self) -> tuple[str, list[Any]]:
-        where = " AND ".join(self._where) or "1"
+        where = " AND ".join(self._where) or self.dialect.true
         return (
             f"SELECT {', '.join(self._selects)} FROM {from_clause(self.level)} WHERE {where}",
             self._params,
         )
 
-    def respond(self, row: sqlite3.Row, root_dir: Path) -> Dataset | None:
+    def respond(self, row: Row, root_dir: Path) -> Dataset | None:
         """The response for one row, or None when a key tested in Python fails."""
         for planned in self._row_tests:
             assert planned.name is not None
@@ -268,7 +281,7 @@ class FindQuery:
 
 
 def run_find(
-    query: FindQuery, select: Callable[[str, list[Any]], Iterator[sqlite3.Row]], root_dir: Path
+    query: FindQuery, select: Callable[[str, list[Any]], Iterator[Row]], root_dir: Path
 ) -> Iterator[Dataset]:
     """The responses of `query`, one per matching entity."""
     sql, params = query.sql()
@@ -282,7 +295,9 @@ def run_find(
             yield response
 
 
-def retrieve_sql(identifier: Dataset, root: Root, level: str) -> tuple[str, list[Any]]:
+def retrieve_sql(
+    identifier: Dataset, root: Root, level: str, dialect: Dialect = SQLITE
+) -> tuple[str, list[Any]]:
     """The SELECT of the instances a C-MOVE or C-GET identifier names (PS3.4 C.4.2.2.1:
     the Unique Keys of the level and the levels above; other keys are ignored). The
     Unique Key of the level itself is required."""
@@ -300,13 +315,13 @@ def retrieve_sql(identifier: Dataset, root: Root, level: str) -> tuple[str, list
             raise QueryError(
                 f"the identifier has no {column.keyword}, the Unique Key of the {level} level"
             )
-        clause = sql_condition(column_expr(column), column.vr, condition)
+        clause = sql_condition(column_expr(column), column.vr, condition, dialect)
         if clause is None:
             raise QueryError(f"{column.keyword}: a value that cannot name instances to retrieve")
         where.append(clause[0])
         params += clause[1]
     sql = (
         "SELECT i.SOPClassUID, i.SOPInstanceUID, i.TransferSyntaxUID, i.path"
-        f" FROM {from_clause(IMAGE)} WHERE {' AND '.join(where)} ORDER BY i.rowid"
+        f" FROM {from_clause(IMAGE)} WHERE {' AND '.join(where)} ORDER BY i.{dialect.order}"
     )
     return sql, params

@@ -1,5 +1,6 @@
 """The tables of the archive's index: the four levels of the Query/Retrieve
-information model in SQLite (PS3.4 C.6.1.1), and what the index keeps of an instance.
+information model (PS3.4 C.6.1.1), in SQLite or PostgreSQL (`dimse.archive.dialect`),
+and what the index keeps of an instance.
 
 One table per entity (patients, studies, series, instances), each keyed by its level's
 Unique Key and holding the indexed attributes of `dimse.archive.query_keys.INDEXED`
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dimse.archive.conditions import normalize, range_key
+from dimse.archive.dialect import SQLITE, Dialect
 from dimse.archive.instance_header import TextsOf
 from dimse.archive.query_keys import IMAGE, INDEXED, PATIENT, SERIES, STUDY
 from dimse.models import LEVELS
@@ -83,16 +85,17 @@ def _column_names(level: str) -> list[str]:
 
 
 @functools.cache
-def upsert_sql(level: str) -> tuple[str, list[str]]:
+def upsert_sql(level: str, dialect: Dialect = SQLITE) -> tuple[str, list[str]]:
     """The INSERT ... ON CONFLICT DO UPDATE of one level's row, and the columns whose
-    values it takes first (`row_extra` gives the rest)."""
+    values it takes first (`row_extra` gives the rest). Both databases write it alike
+    but for the parameters."""
     names = _column_names(level)
     every = names + ([PARENT[level]] if level in PARENT else [])
     if level == IMAGE:
         every += ["TransferSyntaxUID", "path", "size"]
     updates = ", ".join(f"{n} = excluded.{n}" for n in every[1:])
     sql = (
-        f"INSERT INTO {TABLES[level]} ({', '.join(every)}) VALUES ({', '.join('?' * len(every))})"
+        f"INSERT INTO {TABLES[level]} ({', '.join(every)}) VALUES ({dialect.params(len(every))})"
         f" ON CONFLICT ({UNIQUE[level]}) DO UPDATE SET {updates}"
     )
     return sql, names + ([PARENT[level]] if level in PARENT else [])
@@ -103,19 +106,21 @@ def row_extra(level: str, record: Record) -> list[object]:
     return [record.transfer_syntax, record.path, record.size] if level == IMAGE else []
 
 
-def schema_sql() -> str:
+def schema_sql(dialect: Dialect = SQLITE) -> str:
     """The statements that create the tables and their indexes, when missing."""
+    text = dialect.text
     statements = []
     for level in LEVELS:
-        columns = [f"{UNIQUE[level]} TEXT PRIMARY KEY NOT NULL"]
+        columns = [f"{UNIQUE[level]} {text} PRIMARY KEY NOT NULL"]
         if level in PARENT:
-            columns.append(f"{PARENT[level]} TEXT NOT NULL")
-        columns += [f"{name} TEXT NOT NULL DEFAULT ''" for name in _column_names(level)[1:]]
+            columns.append(f"{PARENT[level]} {text} NOT NULL")
+        columns += [f"{name} {text} NOT NULL DEFAULT ''" for name in _column_names(level)[1:]]
         if level == IMAGE:
             columns += [
-                "TransferSyntaxUID TEXT NOT NULL",
-                "path TEXT NOT NULL UNIQUE",
-                "size INTEGER NOT NULL",
+                f"TransferSyntaxUID {text} NOT NULL",
+                f"path {text} NOT NULL UNIQUE",
+                f"size {dialect.size} NOT NULL",
+                *dialect.instance_extra,
             ]
         statements.append(f"CREATE TABLE IF NOT EXISTS {TABLES[level]} ({', '.join(columns)})")
         if level in PARENT:
@@ -126,7 +131,7 @@ def schema_sql() -> str:
         "CREATE INDEX IF NOT EXISTS patients_name ON patients (PatientName)",
         "CREATE INDEX IF NOT EXISTS studies_date ON studies (StudyDate__k)",
         "CREATE INDEX IF NOT EXISTS studies_accession ON studies (AccessionNumber)",
-        "CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY, path TEXT NOT NULL)",
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        dialect.journal_table(),
+        f"CREATE TABLE IF NOT EXISTS meta (key {text} PRIMARY KEY, value {text} NOT NULL)",
     ]
     return ";\n".join(statements) + ";"

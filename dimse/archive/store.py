@@ -11,7 +11,7 @@ from enum import Enum
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from dimse.archive.index import IndexFull
+from dimse.archive.backend import IndexFull
 from dimse.archive.instance_header import SCAN_FIRST
 from dimse.files import part10_bytes_header
 from dimse.received import Refusal
@@ -77,11 +77,15 @@ class PendingStore:
         try:
             directory = archive._shard(shard)
             try:
-                self._pending = PendingInstance(directory, name, header, archive.fsync)
+                self._pending = PendingInstance(
+                    directory, name, header, archive.fsync, owner=archive.temp_owner
+                )
             except FileNotFoundError:  # the directory was removed behind our back
                 del archive._shards[shard]
                 directory = archive._shard(shard)
-                self._pending = PendingInstance(directory, name, header, archive.fsync)
+                self._pending = PendingInstance(
+                    directory, name, header, archive.fsync, owner=archive.temp_owner
+                )
         except OSError as exc:  # PendingInstance removed its own temporary file
             self._fail(exc)
 
