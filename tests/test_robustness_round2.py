@@ -346,9 +346,7 @@ def test_55_the_client_limit_is_configurable(capsys: pytest.CaptureFixture[str])
     for limit, refused in ((None, False), ("200", True), ("0", False)):
         extra = [] if limit is None else ["--max-identifier", limit]
         with RawServer(_find_server(name)) as server:
-            code = main(
-                ["--find", "--studyroot", "-k", "10,10", "--call", "RAW", *extra]
-                + [HOST, str(server.port)]
-            )
+            argv = ["--find", "--studyroot", "-k", "10,10", "--call", "RAW", *extra]
+            code = main([*argv, HOST, str(server.port)])
         err = capsys.readouterr().err
         assert (code, "over the" in err) == ((1, True) if refused else (0, False)), (limit, err)
