@@ -562,6 +562,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         [DIMSE + "test_28_a_data_set_whose_uids_differ_from_the_command_is_a900[SOPInstanceUID]"],
         "SOP Instance UID of the data set not compared",
     ),
+    Mutation(
+        28, "dimse/received.py",
+        "        if found != expected:",
+        "        if False:  # MUTATION",
+        ["tests/test_received.py::test_a_data_set_of_another_instance_is_a900_naming_the_element"],
+        "the first check before success (dimse/received.py) skips the UIDs",
+    ),
     # --- 29-32: storing
     Mutation(
         29, "dimse/naming.py",
