@@ -22,13 +22,16 @@ DEFAULT_MAX_PDU = 16384
 PRIORITIES = {"low": 2, "medium": 0, "high": 1}  # C-STORE/C-FIND Priority, PS3.7 9.3.1.1
 
 
-def port_number(text: str) -> int:
+def _whole(text: str, not_a_number: str) -> int:
+    """`text` as a whole number; `not_a_number` is the message when it is none."""
     try:
-        port = int(text)
+        return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"a port is a number from 1 to 65535, not {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(not_a_number) from None
+
+
+def port_number(text: str) -> int:
+    port = _whole(text, f"a port is a number from 1 to 65535, not {text!r}")
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, not {port}")
     return port
@@ -46,32 +49,21 @@ def _seconds(text: str) -> float:
 
 def _count(text: str) -> int:
     """A whole number from 1 to 64."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _whole(text, f"{text!r} is not a whole number")
     if not 1 <= value <= 64:
         raise argparse.ArgumentTypeError(f"{value} is not between 1 and 64")
     return value
 
 
 def _byte_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a size is a number of bytes, not {text!r}") from None
+    value = _whole(text, f"a size is a number of bytes, not {text!r}")
     if value < 0:
         raise argparse.ArgumentTypeError(f"a size is 0 (no limit) or more bytes, not {value}")
     return value
 
 
 def _max_pdu(text: str) -> int:
-    try:
-        size = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"a PDU length is a number of bytes, not {text!r}"
-        ) from None
+    size = _whole(text, f"a PDU length is a number of bytes, not {text!r}")
     if size != 0 and not 1024 <= size <= 0xFFFFFFFF:
         raise argparse.ArgumentTypeError(
             f"{size}: the maximum PDU length is 0 (no limit) or 1024 to 4294967295 bytes"
