@@ -149,7 +149,8 @@ from pathlib import Path
 from dimse.archive.archive import Archive
 
 root, mode, spec = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-archive = Archive(root, fsync=True)
+# spec may name a shared index and this node (tests/test_archive_shared.py)
+archive = Archive(root, fsync=True, index=spec.get("index"), node=spec.get("node"))
 real_replace = os.replace
 
 def replace(src, dst, *args, **kwargs):

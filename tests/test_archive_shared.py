@@ -28,7 +28,7 @@ from dimse.models import Root
 from tests.peers import HOST, free_port
 from tests.postgres import require_psycopg
 from tests.test_archive_data import identifier, make_instance, store
-from tests.test_archive_faults import child_env, temp_files
+from tests.test_archive_faults import _CRASHING_STORE, child_env, temp_files
 
 
 @pytest.fixture
@@ -246,31 +246,6 @@ def test_a_series_emptied_by_one_node_while_the_other_stores_into_it_keeps_the_n
 # --- a node killed in the middle of a store
 
 
-_CRASHING_NODE = r"""
-import json, os, signal, sys
-from pathlib import Path
-from dimse.archive.archive import Archive
-
-root, uri, mode, spec = Path(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-archive = Archive(root, fsync=True, index=uri, node="a")
-real_replace = os.replace
-
-def replace(src, dst, *args, **kwargs):
-    # the crash is a real SIGKILL; this only chooses the moment
-    if mode == "kill-before-rename":
-        os.kill(os.getpid(), signal.SIGKILL)
-    real_replace(src, dst, *args, **kwargs)
-    if mode == "kill-after-rename":
-        os.kill(os.getpid(), signal.SIGKILL)
-
-os.replace = replace
-data = Path(spec["data"]).read_bytes()
-pending = archive.begin_store(spec["class"], spec["instance"], spec["syntax"])
-pending.write(data)
-print(pending.commit(), flush=True)
-"""
-
-
 def crash_node_a(shared: tuple[Path, str], mode: str, ds: Dataset, tmp_path: Path) -> None:
     data = tmp_path / f"payload-{random.random()}"
     data.write_bytes(encode_dataset(ds, ExplicitVRLittleEndian))
@@ -279,9 +254,11 @@ def crash_node_a(shared: tuple[Path, str], mode: str, ds: Dataset, tmp_path: Pat
         "class": ds.SOPClassUID,
         "instance": ds.SOPInstanceUID,
         "syntax": ExplicitVRLittleEndian,
+        "index": shared[1],
+        "node": "a",
     }
     child = subprocess.run(
-        [sys.executable, "-c", _CRASHING_NODE, str(shared[0]), shared[1], mode, json.dumps(spec)],
+        [sys.executable, "-c", _CRASHING_STORE, str(shared[0]), mode, json.dumps(spec)],
         capture_output=True,
         text=True,
         env=child_env(),
