@@ -39,6 +39,7 @@ from dul.drivers.sockets import Channel
 from dul.negotiation import IdentityCheck
 
 if TYPE_CHECKING:
+    import socket
     import ssl
 
 log = logging.getLogger("dimse.scp")
@@ -46,7 +47,11 @@ log = logging.getLogger("dimse.scp")
 
 class Provider:
     """A DICOM server: a `Server` whose associations the `handlers` serve, each in a
-    thread of its own. The options are `ProviderOptions`'."""
+    thread of its own. The options are `ProviderOptions`'.
+
+    `handoff`, `on_orphaned`: a worker of several processes serving one port, whose
+    connections come from a supervisor (`dul.drivers.prefork`); `host` and `port` are
+    then the supervisor's, for the logs."""
 
     def __init__(
         self,
@@ -69,6 +74,8 @@ class Provider:
         decompress: Decompress = Decompress.LOSSLESS,
         spool_dir: Path | None = None,
         max_identifier: int = DEFAULT_MAX_IDENTIFIER,
+        handoff: socket.socket | None = None,
+        on_orphaned: Callable[[], None] | None = None,
     ) -> None:
         options = ProviderOptions(
             ae_title, host, port, timeouts, max_associations, max_pending, max_per_caller,
@@ -92,6 +99,8 @@ class Provider:
             timeouts=timeouts,
             ssl_context=ssl_context,
             max_pdata_length=max_pdu,
+            handoff=handoff,
+            on_orphaned=on_orphaned,
         )
 
     @property

@@ -1,7 +1,8 @@
 """What a program of `dimse` needs from the upper layer, named in one place, so that
 the programs speak to `dimse` only (`cli -> dimse -> dul`): the timeouts, the
 association's errors, presentation contexts proposed, AE title rules, the user
-identity sub-item, the implementation's identity, and the PDU dump.
+identity sub-item, the implementation's identity, the PDU dump, and the supervisor
+of several worker processes (`dul.drivers.prefork`).
 
 TLS contexts are in `dimse.tls` (they import `ssl`, which a plain association does
 without).
@@ -10,6 +11,7 @@ without).
 from __future__ import annotations
 
 from dul.connection import Timeouts
+from dul.drivers.prefork import Prefork, listen, tell_ready
 from dul.drivers.recorder import PduRecorder, recording
 from dul.errors import (
     AssociationAborted,
@@ -37,9 +39,12 @@ __all__ = [
     "ConnectionFailed",
     "DulTimeout",
     "PduRecorder",
+    "Prefork",
     "ProposedContext",
     "Timeouts",
     "UserIdentityRQSubItem",
+    "listen",
     "recording",
+    "tell_ready",
     "valid_ae_title",
 ]

@@ -1,4 +1,4 @@
-"""Mutation check of the robustness tests: each case of docs/robustness.md (1-55) must have
+"""Mutation check of the robustness tests: each case of docs/robustness.md (1-57) must have
 a test that fails when the protection it checks is removed.
 
 `MUTATIONS` below is the data: for each case, one or more mutations of the library
@@ -63,6 +63,7 @@ STORAGE = "tests/test_robustness_storage.py::"
 ENGINE = "tests/test_engine.py::"
 SERVICES = "tests/test_engine_services.py::"
 TIMEOUTS = "tests/test_engine_timeouts.py::"
+WORKERS = "tests/test_dicomscp_workers.py::"
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,8 @@ CASES = {
     52: "DIMSE timeout bounds our own response",
     53: "unreadable folder said",
     54: "full output folder said",
+    56: "a killed worker started again, nothing lost",
+    57: "workers storing one UID take turns",
 }
 
 # fmt: off
@@ -889,6 +892,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "            pass  # MUTATION: the reason stays in the library's log\n",
         [ROUND2 + "test_54_a_full_output_folder_is_said_as_such"],
         "a full output folder is not said",
+    ),
+    # --- 56-57: dicomscp --workers (issue 15)
+    Mutation(
+        56, "dul/drivers/prefork.py",
+        "        worker.restart_at = time.monotonic() + delay",
+        "        return  # MUTATION: a worker that died is not started again",
+        [WORKERS + "test_a_worker_killed_is_started_again_and_nothing_acknowledged_is_lost"],
+        "a dead worker not replaced",
+    ),
+    Mutation(
+        57, "dimse/archive/index.py",
+        "        if not self.shared:\n            return contextlib.nullcontext()\n"
+        "        return self._record_lock(path)",
+        "        return contextlib.nullcontext()  # MUTATION: no lock on the path",
+        [WORKERS + "test_two_workers_storing_one_uid_leave_one_consistent_copy"],
+        "two workers store one instance without taking turns",
     ),
 )
 # fmt: on

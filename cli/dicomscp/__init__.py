@@ -1,12 +1,16 @@
 """dicomscp: a DICOM server with an embedded archive.
 
-    dicomscp [--aetitle AE] [--archive DIR] [--index URI] [--config FILE] [--tls-cert FILE ...] [PORT]
+    dicomscp [--aetitle AE] [--archive DIR] [--index URI] [--workers N] [--config FILE]
+             [--tls-cert FILE ...] [PORT]
 
 Serves verification, storage of every storage SOP class (kept as received),
 query/retrieve (C-FIND, C-MOVE, C-GET; patient and study root, every level) and,
 with --worklist, Modality Worklist C-FIND. Logs one line per association and per
 operation on stderr. SIGINT or SIGTERM stops it cleanly: no new associations, and
 the ones in progress are given time to finish what they are storing.
+
+It serves from as many processes as it has cores (--workers N): a supervisor hands
+each connection to the worker with the fewest (cli/dicomscp/workers.py).
 
 The index is SQLite in the archive folder unless --index names a PostgreSQL database
 (postgresql://USER@HOST:PORT/DB, any libpq URI): then several dicomscp nodes, each with
@@ -25,7 +29,6 @@ import argparse
 import getpass
 import logging
 import signal
-import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -37,22 +40,19 @@ from cli.dicomscp.config import (
     ServerConfig,
     check_index,
     check_node_name,
+    check_workers,
     load_config,
     parse_address,
 )
+from cli.dicomscp.serving import identity_hook as identity_hook
+from cli.dicomscp.serving import serve as serve
+from cli.dicomscp.serving import tls_context as tls_context
+from cli.dicomscp.workers import cores, serve_workers
 from cli.logs import warnings_as_log_lines
-from dimse.archive.archive import Archive, ArchiveLocked, IndexUnavailable
-from dimse.archive.backend import describe_index
-from dimse.archive.handlers import ArchiveHandlers
-from dimse.identity import IdentityHook, hash_password, users_check
-from dimse.scp import Provider
-from dimse.tls import TlsConfigError, server_context
-from dimse.transfer.convert import Decompress
+from dimse.identity import hash_password
 from dimse.upper_layer import valid_ae_title
 
 log = logging.getLogger("dicomscp")
-
-STOP_GRACE_SECONDS = 30.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="with a PostgreSQL index: this dicomscp's name among the nodes sharing the "
         "archive (default: the machine's name; give each process its own)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="serve from N processes, to use N cores (default: the cores this machine "
+        "gives dicomscp; 1: one process)",
     )
     parser.add_argument("--config", type=Path, help="TOML configuration file")
     parser.add_argument("--host", help="address to listen on (default 0.0.0.0; '::' for IPv6)")
@@ -164,6 +171,8 @@ def settings(args: argparse.Namespace) -> ServerConfig:
         config.index = check_index(args.index, "--index")
     if args.node:
         config.node = check_node_name(args.node, "--node")
+    if args.workers is not None:
+        config.workers = check_workers(args.workers, "--workers")
     if args.host:
         config.host = args.host
     if args.worklist:
@@ -187,30 +196,6 @@ def settings(args: argparse.Namespace) -> ServerConfig:
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
     return config
-
-
-def tls_context(config: ServerConfig) -> ssl.SSLContext | None:
-    """The server's TLS context (None without a certificate); ConfigError if unusable."""
-    if config.tls_cert is None:
-        if config.tls_key is not None or config.tls_ca is not None:
-            raise ConfigError("TLS needs our certificate: --tls-cert (or cert in [tls])")
-        return None
-    try:
-        return server_context(
-            config.tls_cert,
-            config.tls_key,
-            config.tls_ca,
-            require_client_cert=config.tls_ca is not None,
-        )
-    except TlsConfigError as exc:
-        raise ConfigError(f"TLS: {exc}") from exc
-
-
-def identity_hook(config: ServerConfig) -> IdentityHook | None:
-    """The user identity check that [users] and require_identity ask for (None: none)."""
-    if not config.users and not config.require_identity:
-        return None
-    return users_check(config.users, require_identity=config.require_identity)
 
 
 def _hash_password() -> int:
@@ -247,102 +232,6 @@ def _configure_logging(args: argparse.Namespace) -> None:
     pydicom_logger.addHandler(logging.NullHandler())
 
 
-def serve(config: ServerConfig, stop: threading.Event) -> int:
-    """Run the server until `stop` is set; returns the exit status."""
-    try:
-        ssl_context = tls_context(config)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
-    try:
-        archive = Archive(
-            config.archive,
-            fsync=config.fsync,
-            duplicate_policy=config.duplicates,  # type: ignore[arg-type]
-            index=config.index,
-            node=config.node,
-        )
-    except ArchiveLocked as exc:
-        log.error("%s; is another dicomscp using this archive?", exc)
-        return 1
-    except IndexUnavailable as exc:
-        log.error("%s", exc)
-        return 1
-    except OSError as exc:
-        log.error("cannot open the archive %s: %s", config.archive, exc.strerror or exc)
-        return 1
-    allowed = config.allowed_calling_aes
-    movers = config.move_allowed_aes
-    handlers = ArchiveHandlers(
-        archive,
-        destinations=config.destinations,
-        worklist=config.worklist,
-        move_allowed=(lambda ae: ae in movers) if movers else None,
-    )
-    try:
-        provider = Provider(
-            handlers,
-            ae_title=config.aetitle,
-            host=config.host,
-            port=config.port,
-            timeouts=config.timeouts,
-            max_associations=config.max_associations,
-            max_pending=config.max_pending,
-            max_per_caller=config.max_per_caller or None,
-            max_identifier=config.max_identifier,
-            max_pdu=config.max_pdu,
-            check_called_ae=config.check_called_ae,
-            calling_ae_allowed=(lambda ae: ae in allowed) if allowed else None,
-            ssl_context=ssl_context,
-            identity_check=identity_hook(config),
-            allow_password_without_tls=config.allow_password_without_tls,
-            decompress=Decompress(config.decompress),
-            spool_dir=archive.spool_dir,
-        )
-    except OSError as exc:
-        archive.close()
-        log.error("cannot listen on %s:%s: %s", config.host, config.port, exc.strerror or exc)
-        return 1
-    provider.start()
-    # The first line a script can wait for; it names the port actually bound.
-    print(
-        f"dicomscp: {config.aetitle} listening on {config.host}:{provider.port}, "
-        f"archive {config.archive} ({archive.count()} instances)"
-        + _index_note(config, archive)
-        + _security_note(config, ssl_context),
-        file=sys.stderr,
-        flush=True,
-    )
-    stop.wait()
-    log.info(
-        "stopping: no new associations; waiting up to %.0f s for those in progress",
-        STOP_GRACE_SECONDS,
-    )
-    provider.stop(STOP_GRACE_SECONDS)
-    archive.close()
-    log.info("stopped")
-    return 0
-
-
-def _index_note(config: ServerConfig, archive: Archive) -> str:
-    if not archive.node:
-        return ""
-    return f"; index {describe_index(config.index or '')}, node {archive.node}"
-
-
-def _security_note(config: ServerConfig, ssl_context: ssl.SSLContext | None) -> str:
-    parts = []
-    if ssl_context is not None:
-        parts.append("TLS" + (", client certificates required" if config.tls_ca else ""))
-    if config.users or config.require_identity:
-        parts.append(
-            f"user identity checked ({len(config.users)} users"
-            + (", required" if config.require_identity else "")
-            + ")"
-        )
-    return "; " + "; ".join(parts) if parts else ""
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.hash_password:
@@ -360,5 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    workers = config.workers or cores()
     with warnings_as_log_lines(log):  # never a raw warning in the log (any thread)
+        if workers > 1:
+            return serve_workers(config, workers)
         return serve(config, stop)

@@ -7,6 +7,8 @@
     index = "sqlite"                 # or postgresql://USER@HOST:PORT/DB: an index shared
                                      # by several dicomscp nodes (and the archive folder)
     node = "scp-a"                   # with PostgreSQL: this node's name (default: host name)
+    workers = 2                      # processes serving associations (default: the
+                                     # machine's cores; 1: one process)
     worklist = "./worklist"          # optional: folder of worklist files (*.wl, *.dcm)
     max_associations = 64
     max_pending = 256                # connections not yet associated; past it the oldest goes
@@ -77,6 +79,7 @@ class ServerConfig:
     archive: Path = Path("dicom-archive")
     index: str | None = None  # None: SQLite in the archive folder
     node: str | None = None  # None: the machine's name (a shared index only)
+    workers: int = 0  # 0: as many as the cores dicomscp may use
     worklist: Path | None = None
     max_associations: int = 64
     max_pending: int = 256
@@ -124,6 +127,16 @@ def check_node_name(value: Any, where: str) -> str:
         return check_node(value if isinstance(value, str) else repr(value))
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+#: More worker processes than this is a mistake (each holds an index connection).
+MAX_WORKERS = 256
+
+
+def check_workers(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+        raise ConfigError(f"{where}: {value!r} workers; give a number from 1 to {MAX_WORKERS}")
+    return value
 
 
 def _ae(value: Any, where: str) -> str:
@@ -187,6 +200,8 @@ def load_config(path: Path) -> ServerConfig:
             config.index = check_index(data["index"], "index")
         if "node" in data:
             config.node = check_node_name(data["node"], "node")
+        if "workers" in data:
+            config.workers = check_workers(data["workers"], "workers")
         for key in (
             "max_associations",
             "max_pending",

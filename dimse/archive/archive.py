@@ -4,7 +4,9 @@ index, SQLite by default or PostgreSQL shared by several nodes (dimse/archive/ba
 Layout under the root directory (nothing is ever written outside it):
 
     root/.lock                        held (flock) by the one process that has it open
-                                      (shared by the nodes of a shared index)
+                                      (shared by the nodes of a shared index; by a
+                                      supervisor and its workers, dicomscp --workers)
+    root/.path-locks                  the workers' record locks (dimse/archive/index.py)
     root/index.sqlite                 the SQLite index, WAL mode (dimse/archive/index.py,
                                       its tables dimse/archive/schema.py)
     root/instances/<hh>/<uid>.dcm     one Part 10 file per instance, as received
@@ -127,6 +129,12 @@ class Archive:
     for an index shared by several nodes, each opening the same (shared) `root` under
     its own `node` name (default: this machine's name). See dimse/archive/backend.py.
 
+    `worker`: this process is worker number `worker` of a server that serves from
+    several processes (dicomscp --workers): its supervisor holds the folder
+    (`hold_for_workers`) and forked it. With SQLite the workers share the one index
+    (dimse/archive/index.py, `shared`) and are named `w<n>` (their temporary files,
+    their spool); with PostgreSQL each is a node named `<node>-<n>`.
+
     Thread-safe: one Archive serves every association of the server. One process at a
     time may open a given root, or a given node of a shared index (ArchiveLocked
     otherwise).
@@ -141,6 +149,7 @@ class Archive:
         pn_case_sensitive: bool = True,
         index: str | None = None,
         node: str | None = None,
+        worker: int | None = None,
     ) -> None:
         if duplicate_policy not in _POLICIES:
             raise ValueError(
@@ -150,22 +159,30 @@ class Archive:
         self.fsync = fsync
         self.duplicate_policy = duplicate_policy
         self.fold_pn = not pn_case_sensitive
-        #: this node's name with a shared index, else ""
-        self.node = check_node(node or default_node()) if is_postgresql(index) else ""
+        shared = is_postgresql(index)
+        #: this node's name with a shared index, else "" (or the worker's name)
+        self.node = check_node(node or default_node()) if shared else ""
+        if worker is not None:
+            self.node = check_node(f"{self.node}-{worker}") if shared else f"w{worker}"
         #: the owner written in this process's temporary files' names
         self.temp_owner = self.node
         (self.root / INSTANCES_DIR).mkdir(parents=True, exist_ok=True)
-        self._claim = FolderClaim(self.root, self.node)
+        self._claim = FolderClaim(self.root, self.node, inherited=worker is not None and not shared)
         #: where converted data sets too big for memory are spooled
         self.spool_dir = self._claim.spool_dir
         self._open = True
+        self._keep_claim = False  # hold_for_workers: the claim outlives the Archive
         self._commit_lock = new_lock()
         self._unsettled: set[tuple[int, str]] = set()
         #: instances/<hh> (relative) -> its directory, for those known to exist
         self._shards: dict[str, Path] = {}
         try:
             self._index = open_index(
-                index, self.root / INDEX_FILE, fsync=fsync, node=self.node or None
+                index,
+                self.root / INDEX_FILE,
+                fsync=fsync,
+                node=self.node or None,
+                workers=worker is not None,
             )
         except BaseException:
             self._claim.release()
@@ -404,6 +421,21 @@ class Archive:
         """The number of stored instances."""
         return self._index.count()
 
+    @classmethod
+    def hold_for_workers(
+        cls, root: Path, *, fsync: bool = True, index: str | None = None, node: str | None = None
+    ) -> tuple[FolderClaim | None, int]:
+        """For a supervisor, before it forks its workers: open the archive as its one
+        process (rolling every journal entry forward, removing every temporary file),
+        then close the index. With SQLite the folder's claim is kept and returned:
+        the workers forked after inherit it. Also returns the instances stored."""
+        archive = cls(root, fsync=fsync, index=index, node=node)
+        count = archive.count()
+        claim = None if archive.node else archive._claim
+        archive._keep_claim = claim is not None
+        archive.close()
+        return claim, count
+
     def close(self) -> None:
         """Close the index and let another process open the archive."""
         with self._commit_lock:
@@ -414,7 +446,8 @@ class Archive:
                 self._settle_unsettled()
             finally:
                 self._index.close()
-                self._claim.release()
+                if not self._keep_claim:
+                    self._claim.release()
 
     def __enter__(self) -> Archive:
         return self

@@ -3,7 +3,7 @@
 Two back ends implement `IndexBackend`:
 
 - `dimse.archive.index.Index`, SQLite in the archive's folder: no set-up, one process
-  (the archive's `.lock`); the default.
+  (the archive's `.lock`), or the worker processes of one server; the default.
 - `dimse.archive.index_pg.PgIndex`, PostgreSQL (`postgresql://USER@HOST:PORT/DB`, any
   libpq URI): several dicomscp nodes with one database and one shared storage folder
   act as one archive. Each node has a name (`node`): its journal entries and its
@@ -126,16 +126,17 @@ def check_node(node: str) -> str:
 
 
 def open_index(
-    spec: str | None, sqlite_path: Path, *, fsync: bool, node: str | None
+    spec: str | None, sqlite_path: Path, *, fsync: bool, node: str | None, workers: bool = False
 ) -> IndexBackend:
     """The index `spec` describes: None or "sqlite" for SQLite at `sqlite_path`, a
     postgresql:// URI for PostgreSQL (then `node` names this process; default the
-    machine's name). Raises ValueError for another description, IndexUnavailable when
-    the database cannot be used, ArchiveLocked when the node runs already."""
+    machine's name). `workers`: SQLite written by the several worker processes of one
+    server. Raises ValueError for another description, IndexUnavailable when the
+    database cannot be used, ArchiveLocked when the node runs already."""
     if spec is None or spec == "sqlite":
         from dimse.archive.index import Index
 
-        return Index(sqlite_path, fsync=fsync)
+        return Index(sqlite_path, fsync=fsync, shared=workers)
     if is_postgresql(spec):
         try:
             from dimse.archive.index_pg import PgIndex

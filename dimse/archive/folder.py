@@ -13,6 +13,11 @@
   nodes run (and the other way round); on a network file system where flock is not
   available that check is skipped with a warning, as it cannot see other machines
   anyway.
+- **Workers of one dicomscp** (`dicomscp --workers N`, SQLite index): the supervisor
+  holds `root/.lock` exclusively, and its worker processes, forked from it, share
+  that hold (`inherited`). Worker n names its temporary files and spool after itself
+  (`w<n>`), like a node; the supervisor cleans everything before the first worker
+  starts, and a worker started again after a crash removes its own leftovers.
 """
 
 from __future__ import annotations
@@ -34,16 +39,17 @@ LOCK_FILE = ".lock"
 
 class FolderClaim:
     """This process's hold on the archive folder `root`: `node` "" for the one
-    process of an SQLite archive, else this node's name (see the module docstring)."""
+    process of an SQLite archive, else this node's (or worker's) name; `inherited`:
+    a worker's, whose supervisor holds the lock (see the module docstring)."""
 
-    def __init__(self, root: Path, node: str) -> None:
+    def __init__(self, root: Path, node: str, *, inherited: bool = False) -> None:
         self.root = root
         self.node = node
         #: where converted data sets too big for memory are spooled (inside the archive,
         #: so that its disk and permissions apply)
         self.spool_dir = root / SPOOL_DIR / node if node else root / SPOOL_DIR
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        self._fd = self._take_lock()
+        self._fd = -1 if inherited else self._take_lock()
 
     def _take_lock(self) -> int:
         fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

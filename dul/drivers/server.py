@@ -17,6 +17,12 @@ waiting connections are `dul.admission`'s; this loop adds one of its own:
 
 TLS handshakes run in the loop as well, without blocking it, under the same ARTIM
 deadline.
+
+Hand-off mode (`handoff=`, the workers of `dul.drivers.prefork`): the server listens
+on nothing itself. Its connections, accepted by a supervisor process, arrive as file
+descriptors on the Unix socket `handoff` (SCM_RIGHTS), and it writes one byte back on
+that socket as each of them ends, so that the supervisor knows how busy it is. The end
+of that socket (the supervisor is gone) calls `on_orphaned`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,6 +61,10 @@ _BACKOFF_MOST = 2.0
 _ACCEPT_BATCH = 64
 #: The most bytes read at once from a connection still waiting for its A-ASSOCIATE-RQ.
 _READ = 64 << 10
+#: The most descriptors taken from the hand-off socket at once.
+_HANDOFF_BATCH = 64
+#: What a worker writes on its hand-off socket when one of its connections ends.
+CONNECTION_ENDED = b"."
 
 
 @dataclass(eq=False)
@@ -91,6 +102,8 @@ class Server:
         backlog: int = 128,
         max_pending: int = 256,
         max_per_caller: int | None = None,
+        handoff: socket.socket | None = None,
+        on_orphaned: Callable[[], None] | None = None,
     ) -> None:
         self.negotiate = negotiate
         self.handler = handler
@@ -99,10 +112,16 @@ class Server:
         self.max_pdata_length = max_pdata_length
         self.max_association_length = max_association_length
         self.max_pending = max_pending
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server((host, port), family=family, backlog=backlog)
+        self._handoff = handoff
+        self._on_orphaned = on_orphaned
+        if handoff is None:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self._listener = socket.create_server((host, port), family=family, backlog=backlog)
+            self.address: tuple[str, int] = self._listener.getsockname()[:2]
+        else:  # the supervisor listens on (host, port) and hands connections over
+            self._listener = handoff
+            self.address = (host, port)
         self._listener.setblocking(False)
-        self.address: tuple[str, int] = self._listener.getsockname()[:2]
         self._wake_r, self._wake_w = socket.socketpair()
         self._lock = threading.Lock()
         self.admission = Admission(max_associations, max_per_caller, max_pending, self._lock)
@@ -153,7 +172,10 @@ class Server:
                         if key.fileobj is self._wake_r:
                             return
                         if key.fileobj is self._listener:
-                            self._accept(selector)
+                            if self._handoff is None:
+                                self._accept(selector)
+                            else:
+                                self._take_over(selector)
                         else:
                             self._advance(selector, key.data)
                     self._expire(selector, time.monotonic())
@@ -180,6 +202,38 @@ class Server:
                     self._pause(selector, exc)
                 return  # another error (ECONNABORTED...): the next wake tries again
             self._admit(selector, conn, address)
+
+    def _take_over(self, selector: selectors.BaseSelector) -> None:
+        """Hand-off mode: admit the connections the supervisor sent (module docstring)."""
+        try:
+            message, fds, _, _ = socket.recv_fds(self._listener, 1, _HANDOFF_BATCH)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            log.error("the supervisor's socket failed: %s", exc)
+            message, fds = b"", []
+        if not message and not fds:  # the supervisor is gone: serve no new connection
+            selector.unregister(self._listener)
+            if self._on_orphaned is not None:
+                self._on_orphaned()
+            return
+        for fd in fds:
+            conn = socket.socket(fileno=fd)
+            try:
+                address = conn.getpeername()
+            except OSError:  # it was closed on its way here
+                conn.close()
+                self._ended()
+                continue
+            self._admit(selector, conn, address)
+
+    def _ended(self) -> None:
+        """One connection less: tell the supervisor, in hand-off mode."""
+        if self._handoff is not None:
+            try:
+                self._handoff.send(CONNECTION_ENDED)
+            except OSError:  # the supervisor is gone; on_orphaned says so
+                pass
 
     def _pause(self, selector: selectors.BaseSelector, exc: OSError) -> None:
         """Stop accepting for a while (ROBUSTNESS 47): a listener that stays readable
@@ -214,6 +268,7 @@ class Server:
         except OSError as exc:
             log.info("connection from %s ended: %s", peer, exc)
             conn.close()
+            self._ended()
             return
         connection = Connection(self._machine(peer), peer, self.timeouts)
         channel = Channel(sock, connection)
@@ -325,6 +380,7 @@ class Server:
         channel._close_socket()
         channel.connection.receive_closed(time.monotonic())
         self.admission.release(waiting.place)
+        self._ended()
 
     # -- an association ------------------------------------------------------------------
 
@@ -381,6 +437,7 @@ class Server:
             self.admission.release(waiting.place)
             with self._lock:
                 self._threads.discard(threading.current_thread())
+            self._ended()
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -396,7 +453,8 @@ class Server:
             and self._accept_thread is not threading.current_thread()
         ):
             self._accept_thread.join(timeout)
-        self._listener.close()
+        if self._handoff is None:  # the hand-off socket is its owner's to close
+            self._listener.close()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             threads = list(self._threads)
