@@ -5,7 +5,8 @@ dcmqrscp and Orthanc), with what a benchmark needs on top:
 
 - an environment per process (DCMTK reads TCP_NODELAY from it);
 - the peak resident memory of each process we start, read from `os.wait4` when it
-  exits (ru_maxrss of that one child), or from /proc/PID/status (VmHWM) while it runs;
+  exits (ru_maxrss of that one child, through tests/bench/launchers.py), or from
+  /proc/PID/status (VmHWM, tests/bench/procfs.py) while it runs;
 - the wall time of a client run, from just before it is started to its exit.
 
 Nothing sleeps to wait for a peer: readiness is polled with a deadline (tests.peers),
@@ -30,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests import peers as test_peers
+from tests.bench.launchers import LAUNCHER
 
 HOST = test_peers.HOST
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -87,112 +89,13 @@ def patched_environ(**values: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def vm_hwm_kib(pid: int) -> int | None:
-    """Peak resident set size so far (VmHWM) of a running process, KiB."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    match = re.search(r"^VmHWM:\s+(\d+) kB", text, re.MULTILINE)
-    return int(match.group(1)) if match else None
-
-
-#: Runs a client and reports its wall time and peak RSS (JSON into argv[1]).
-#:
-#: Why not os.wait4 on the client itself: Linux carries the parent's RSS high-water mark
-#: into a child's ru_maxrss at fork/exec, so every child of this (70 MB) process would
-#: report at least 70 MB. Forked from this small interpreter (python -S, about 9 MB),
-#: the client's ru_maxrss is its own (floor: the launcher's 9 MB). The time runs from
-#: just before the fork to the reaping: the client's process start is included, the
-#: launcher's own start is not. Signals for the client reach it through the process
-#: group; the launcher ignores SIGINT/SIGTERM and exits with the client's status.
-LAUNCHER = """
-import json, os, signal, sys, time
-report, argv = sys.argv[1], sys.argv[2:]
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
-started = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.execvp(argv[0], argv)
-    finally:
-        os._exit(127)
-_, status, usage = os.wait4(pid, 0)
-seconds = time.perf_counter() - started
-with open(report, "w") as f:
-    json.dump({"seconds": seconds, "maxrss_kib": usage.ru_maxrss}, f)
-code = os.waitstatus_to_exitcode(status)
-os._exit(code if code >= 0 else 128 - code)
-"""
-
-
-#: Starts many clients at once and waits for them all (W8): argv[1] is a JSON file of
-#: argv lists; each is started with posix_spawn (stdout and stderr inherited: the log),
-#: one after the other as fast as they go, then every one is reaped. Prints one JSON
-#: line: `seconds` from just before the first start to the last exit (this
-#: interpreter's own start excluded, as LAUNCHER excludes its own), `spawn_s` (the
-#: last start), `ok`/`failed` (exit statuses), `cpu_s` (user + system time of them
-#: all) and their peak RSS (`max_rss_kib`, `sum_rss_kib`: shared libraries are counted
-#: in each). Exit status 1 if any failed. Run it under LAUNCHER (`run_client`).
-FLEET = """
-import json, os, signal, sys, time
-with open(sys.argv[1]) as f:
-    commands = json.load(f)
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
-default = (signal.SIGINT, signal.SIGTERM)
-started = time.perf_counter()
-running = {os.posix_spawnp(argv[0], argv, os.environ, setsigdef=default) for argv in commands}
-spawned = time.perf_counter()
-codes, cpu, rss = [], 0.0, []
-while running:
-    pid, status, usage = os.wait4(-1, 0)
-    if pid in running:
-        running.discard(pid)
-        codes.append(os.waitstatus_to_exitcode(status))
-        cpu += usage.ru_utime + usage.ru_stime
-        rss.append(usage.ru_maxrss)
-ended = time.perf_counter()
-failed = sum(1 for code in codes if code != 0)
-print(json.dumps({
-    "seconds": ended - started, "spawn_s": spawned - started, "ok": len(codes) - failed,
-    "failed": failed, "cpu_s": cpu, "max_rss_kib": max(rss), "sum_rss_kib": sum(rss),
-}), flush=True)
-os._exit(1 if failed else 0)
-"""
-
-
-def fleet_argv(commands: Sequence[Sequence[str]], path: Path) -> list[str]:
-    """The argv of FLEET starting `commands` all at once (written to `path`, JSON)."""
-    path.write_text(json.dumps([list(c) for c in commands]))
-    return [sys.executable, "-S", "-c", FLEET, str(path)]
-
-
-def listen_overflows() -> int | None:
-    """TcpExt ListenOverflows of this machine (/proc/net/netstat): connections dropped
-    because a listening socket's accept queue was full (the client's kernel sends its
-    SYN again after a second). System-wide: the difference over a run counts ours."""
-    try:
-        lines = Path("/proc/net/netstat").read_text().splitlines()
-    except OSError:
-        return None
-    for names, values in zip(lines[::2], lines[1::2], strict=False):
-        if names.startswith("TcpExt:") and values.startswith("TcpExt:"):
-            table = dict(zip(names.split()[1:], values.split()[1:], strict=False))
-            value = table.get("ListenOverflows")
-            return int(value) if value is not None else None
-    return None
-
-
 class Process:
     """A program we started, in its own process group, its output in a log file.
 
     With `launcher`, it runs under LAUNCHER, which gives its own wall time and peak
     RSS (`seconds`, `peak_rss_kib`); else `seconds` is measured here, from just before
-    Popen to the exit, and the peak RSS of a running process is read with `vm_hwm_kib`.
+    Popen to the exit, and the peak RSS of a running process is read with
+    `procfs.vm_hwm_kib`.
     """
 
     def __init__(
@@ -464,15 +367,31 @@ def pynetdicom_storescp(
 
 @contextlib.contextmanager
 def dicomscp(
-    workdir: Path, *, fsync: bool = True, ae_title: str = "DICOMSCP", archive: Path | None = None
+    workdir: Path,
+    *,
+    fsync: bool = True,
+    ae_title: str = "DICOMSCP",
+    archive: Path | None = None,
+    workers: int | None = None,
+    index: str | None = None,
+    node: str | None = None,
 ) -> Iterator[Server]:
     """Our `python -m cli.dicomscp` on port 0 (the OS picks: no race), -q (no line per
-    operation: DCMTK's storescp logs nothing by default either). Stopped with SIGINT."""
+    operation: DCMTK's storescp logs nothing by default either). Stopped with SIGINT.
+    `workers` adds `--workers N` (None: its default, one per core); `index` and `node`
+    add `--index URI --node NAME` (several nodes on one PostgreSQL index, sharing one
+    `archive` folder)."""
     archive = archive or workdir / "archive"
     log_path = workdir / "dicomscp.log"
+    options = [
+        *([] if fsync else ["--no-fsync"]),
+        *([] if workers is None else ["--workers", str(workers)]),
+        *([] if index is None else ["--index", index]),
+        *([] if node is None else ["--node", node]),
+    ]
     argv = [
         sys.executable, "-m", "cli.dicomscp", "--archive", str(archive), "--host", HOST,
-        "--aetitle", ae_title, "-q", *([] if fsync else ["--no-fsync"]), "0",
+        "--aetitle", ae_title, "-q", *options, "0",
     ]  # fmt: skip
     process = Process("dicomscp", argv, log_path, environment())
     port: list[int] = []
