@@ -33,6 +33,7 @@ from dimse.provider_options import ProviderOptions, negotiator
 from dimse.reassembly import DEFAULT_MAX_IDENTIFIER
 from dimse.serve import Session
 from dimse.transfer.convert import Decompress
+from dul.admission import Tally
 from dul.connection import Timeouts
 from dul.drivers.server import Server
 from dul.drivers.sockets import Channel
@@ -49,9 +50,10 @@ class Provider:
     """A DICOM server: a `Server` whose associations the `handlers` serve, each in a
     thread of its own. The options are `ProviderOptions`'.
 
-    `handoff`, `on_orphaned`: a worker of several processes serving one port, whose
-    connections come from a supervisor (`dul.drivers.prefork`); `host` and `port` are
-    then the supervisor's, for the logs."""
+    `handoff`, `on_orphaned`, `tally`: a worker of several processes serving one
+    port, whose connections come from a supervisor (`dul.drivers.prefork`) and whose
+    limits are counted with the others'; `host` and `port` are then the
+    supervisor's, for the logs."""
 
     def __init__(
         self,
@@ -76,6 +78,7 @@ class Provider:
         max_identifier: int = DEFAULT_MAX_IDENTIFIER,
         handoff: socket.socket | None = None,
         on_orphaned: Callable[[], None] | None = None,
+        tally: Tally | None = None,
     ) -> None:
         options = ProviderOptions(
             ae_title, host, port, timeouts, max_associations, max_pending, max_per_caller,
@@ -101,6 +104,7 @@ class Provider:
             max_pdata_length=max_pdu,
             handoff=handoff,
             on_orphaned=on_orphaned,
+            tally=tally,
         )
 
     @property

@@ -10,6 +10,7 @@ without).
 
 from __future__ import annotations
 
+from dul.admission import Tally
 from dul.connection import Timeouts
 from dul.drivers.prefork import Prefork, listen, tell_ready
 from dul.drivers.recorder import PduRecorder, recording
@@ -41,6 +42,7 @@ __all__ = [
     "PduRecorder",
     "Prefork",
     "ProposedContext",
+    "Tally",
     "Timeouts",
     "UserIdentityRQSubItem",
     "listen",

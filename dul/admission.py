@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from dul.machine import check_protocol_version
 from dul.pdu import A_ASSOCIATE_RJ, A_ASSOCIATE_RQ
@@ -61,9 +62,21 @@ class Episode:
             self.count = 0
 
 
+class Tally(Protocol):
+    """Counts kept with other processes serving the same port, so that the limits
+    hold for all of them together (`dul.drivers.shared_tally.SharedTally`)."""
+
+    def take(self, caller: str, most: int, most_per_caller: int | None) -> str:
+        """ "" (a place taken), "full" or "caller" (which limit refuses)."""
+        ...
+
+    def give(self, caller: str) -> None: ...
+
+
 @dataclass
 class Admission:
-    """The association limits of one server."""
+    """The association limits of one server; `tally`: of one worker of several
+    (the counts that decide are then the tally's, for the server as a whole)."""
 
     max_associations: int
     max_per_caller: int | None = None
@@ -71,6 +84,7 @@ class Admission:
     lock: AbstractContextManager[object] = field(default_factory=contextlib.nullcontext)
     active: int = 0
     by_caller: Counter[str] = field(default_factory=Counter)
+    tally: Tally | None = None
 
     def __post_init__(self) -> None:
         self.full = Episode("association limit reached: A-ASSOCIATE-RJ (2, 3, 2)")
@@ -110,10 +124,18 @@ class Admission:
 
     def _take(self, place: Place, caller: str) -> A_ASSOCIATE_RJ | None:
         with self.lock:
-            if self.active >= self.max_associations:
+            if self.tally is not None:
+                verdict = self.tally.take(caller, self.max_associations, self.max_per_caller)
+            elif self.active >= self.max_associations:
+                verdict = "full"
+            elif self.max_per_caller is not None and self.by_caller[caller] >= self.max_per_caller:
+                verdict = "caller"
+            else:
+                verdict = ""
+            if verdict == "full":
                 self.full.hit(f"{self.max_associations} association(s) open")
                 return A_ASSOCIATE_RJ(result=2, source=3, reason=2)
-            if self.max_per_caller is not None and self.by_caller[caller] >= self.max_per_caller:
+            if verdict == "caller":
                 log.warning(
                     "association from %s refused: %r has %d association(s) open, the most one caller may",
                     place.peer,
@@ -137,3 +159,5 @@ class Admission:
                 self.by_caller[place.caller] -= 1
                 if self.by_caller[place.caller] <= 0:
                     del self.by_caller[place.caller]
+                if self.tally is not None:
+                    self.tally.give(place.caller)

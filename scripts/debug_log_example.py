@@ -233,7 +233,7 @@ class Server:
 
 @contextlib.contextmanager
 def dicomscp(workdir: Path) -> Iterator[tuple[Server, int]]:
-    argv = [sys.executable, "-m", "cli.dicomscp", "-D", "--no-fsync", "--archive",
+    argv = [sys.executable, "-m", "cli.dicomscp", "-D", "--workers", "1", "--no-fsync", "--archive",
             str(workdir / "archive"), "--host", HOST, "0"]  # fmt: skip
     server = Server(argv)
     try:

@@ -25,7 +25,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from dimse import client
-from dul.errors import AssociationError
+from dul.errors import AssociationError, AssociationRejected
 from tests.ourserver import DicomSCP, start_dicomscp
 from tests.peers import wait_until
 from tests.rawpeer import connect, ct_instance
@@ -239,3 +239,38 @@ def test_a_second_server_on_the_archive_is_refused(
             assert done.returncode == 1
             assert "is another dicomscp using this archive?" in done.stderr
             assert "Traceback" not in done.stderr
+
+
+def test_the_association_limits_hold_for_the_server_not_each_worker(
+    workers: Callable[..., contextlib.AbstractContextManager[DicomSCP]],
+) -> None:
+    """max_associations = 2 and max_per_caller = 1 with two workers: a second
+    association of one caller is refused though the other worker has room, a third
+    caller is refused when two are open; a worker killed gives its places back."""
+    config = "max_associations = 2\nmax_per_caller = 1\n"
+    with workers(config=config) as server:
+        with connect(server.port, calling_ae="FIRST") as first:
+            with pytest.raises(AssociationRejected):
+                connect(server.port, calling_ae="FIRST").release()
+            second = connect(server.port, calling_ae="SECOND")
+            assert {served_by(server, first), served_by(server, second)} == {"w1", "w2"}
+            with pytest.raises(AssociationRejected):
+                connect(server.port, calling_ae="THIRD").release()
+            holder = served_by(server, second)
+            pid = worker_pids(server)[int(holder[1]) - 1]
+            os.kill(pid, signal.SIGKILL)  # its association's place is freed with it
+            wait_until(
+                lambda: pid not in worker_pids(server) and len(worker_pids(server)) == 2,
+                WAIT_S,
+                "the worker started again",
+            )
+            wait_until(lambda: _admitted(server.port, "THIRD"), WAIT_S, "a place for a new caller")
+            assert first.echo().code == 0
+
+
+def _admitted(port: int, calling_ae: str) -> bool:
+    try:
+        connect(port, calling_ae=calling_ae).release()
+    except AssociationRejected:
+        return False
+    return True

@@ -21,6 +21,7 @@ from dimse.identity import IdentityHook, users_check
 from dimse.scp import Provider
 from dimse.tls import TlsConfigError, server_context
 from dimse.transfer.convert import Decompress
+from dimse.upper_layer import Tally
 
 log = logging.getLogger("dicomscp")
 
@@ -93,10 +94,11 @@ def make_provider(
     handoff: socket.socket | None = None,
     on_orphaned: Callable[[], None] | None = None,
     port: int | None = None,
+    tally: Tally | None = None,
 ) -> Provider:
-    """The provider serving `archive`. With several `workers`, the limits on
-    associations and waiting connections are shared out among them; the limit per
-    calling AE title holds in each. Raises OSError when it cannot listen."""
+    """The provider serving `archive`. With several `workers`, the association
+    limits hold for them all (`tally`); the connections waiting for their
+    A-ASSOCIATE-RQ are shared out. Raises OSError when it cannot listen."""
     allowed = config.allowed_calling_aes
     movers = config.move_allowed_aes
     handlers = ArchiveHandlers(
@@ -111,7 +113,7 @@ def make_provider(
         host=config.host,
         port=config.port if port is None else port,
         timeouts=config.timeouts,
-        max_associations=_share(config.max_associations, workers),
+        max_associations=config.max_associations,
         max_pending=_share(config.max_pending, workers),
         max_per_caller=config.max_per_caller or None,
         max_identifier=config.max_identifier,
@@ -125,6 +127,7 @@ def make_provider(
         spool_dir=archive.spool_dir,
         handoff=handoff,
         on_orphaned=on_orphaned,
+        tally=tally,
     )
 
 

@@ -13,6 +13,11 @@ archive:
   (dimse/archive/index.py).
 - PostgreSQL: each worker is a node of the shared index, named `<node>-<n>`.
 
+The limits on associations (`max_associations`, `max_per_caller`) hold for the
+server as a whole: the workers count them together in shared memory
+(dimse.upper_layer.Tally). The connections still waiting for their A-ASSOCIATE-RQ
+(`max_pending`) are shared out among the workers.
+
 What holds, as for one process: a store is acknowledged only once its file and its
 index row are durable, so a SIGKILL of a worker, or of the whole server, loses
 nothing acknowledged; a worker started again after a crash rolls forward what the
@@ -40,6 +45,7 @@ from cli.dicomscp.serving import (
     tls_context,
 )
 from dimse.archive.archive import Archive
+from dimse.archive.backend import default_node
 from dimse.upper_layer import Prefork, listen, tell_ready
 
 log = logging.getLogger("dicomscp")
@@ -77,7 +83,7 @@ def serve_workers(config: ServerConfig, workers: int) -> int:
         port = listener.getsockname()[1]
 
         def worker(number: int, handoff: socket.socket) -> int:
-            return _worker(config, ssl_context, workers, port, number, handoff)
+            return _worker(config, ssl_context, prefork, port, number, handoff)
 
         prefork = Prefork(listener, workers, worker, grace=STOP_GRACE_SECONDS + 10)
 
@@ -89,7 +95,8 @@ def serve_workers(config: ServerConfig, workers: int) -> int:
         if not prefork.start():
             log.error("dicomscp stopped: a worker could not start (its reason is above)")
             return 1
-        listening_line(config, port, count, ssl_context, f"; {workers} workers")
+        node = f", node {config.node or default_node()}" if config.index else ""
+        listening_line(config, port, count, ssl_context, f"{node}; {workers} workers")
         status = prefork.run()
         log.info("stopped")
         return status
@@ -109,7 +116,7 @@ def _name_in_log(number: int) -> None:
 def _worker(
     config: ServerConfig,
     ssl_context: ssl.SSLContext | None,
-    workers: int,
+    prefork: Prefork,
     port: int,
     number: int,
     handoff: socket.socket,
@@ -132,10 +139,11 @@ def _worker(
             config,
             archive,
             ssl_context,
-            workers=workers,
+            workers=len(prefork.workers),
             handoff=handoff,
             on_orphaned=stop.set,
             port=port,
+            tally=prefork.tally,
         )
         provider.start()
         tell_ready(handoff)

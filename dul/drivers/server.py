@@ -22,7 +22,8 @@ Hand-off mode (`handoff=`, the workers of `dul.drivers.prefork`): the server lis
 on nothing itself. Its connections, accepted by a supervisor process, arrive as file
 descriptors on the Unix socket `handoff` (SCM_RIGHTS), and it writes one byte back on
 that socket as each of them ends, so that the supervisor knows how busy it is. The end
-of that socket (the supervisor is gone) calls `on_orphaned`.
+of that socket (the supervisor is gone) calls `on_orphaned`. The workers' limits are
+counted together in `tally` (`dul.drivers.shared_tally`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dul.admission import Admission, Episode, Place
+from dul.admission import Admission, Episode, Place, Tally
 from dul.connection import Connection, Timeouts
 from dul.drivers.sockets import Channel, Handler, Negotiator, address_text, tune
 from dul.drivers.tls_socket import would_block
@@ -104,6 +105,7 @@ class Server:
         max_per_caller: int | None = None,
         handoff: socket.socket | None = None,
         on_orphaned: Callable[[], None] | None = None,
+        tally: Tally | None = None,
     ) -> None:
         self.negotiate = negotiate
         self.handler = handler
@@ -124,7 +126,9 @@ class Server:
         self._listener.setblocking(False)
         self._wake_r, self._wake_w = socket.socketpair()
         self._lock = threading.Lock()
-        self.admission = Admission(max_associations, max_per_caller, max_pending, self._lock)
+        self.admission = Admission(
+            max_associations, max_per_caller, max_pending, self._lock, tally=tally
+        )
         self._threads: set[threading.Thread] = set()
         self._waiting: dict[int, _Waiting] = {}  # by file descriptor
         self._stopping = False
@@ -206,7 +210,7 @@ class Server:
     def _take_over(self, selector: selectors.BaseSelector) -> None:
         """Hand-off mode: admit the connections the supervisor sent (module docstring)."""
         try:
-            message, fds, _, _ = socket.recv_fds(self._listener, 1, _HANDOFF_BATCH)
+            message, fds, flags, _ = socket.recv_fds(self._listener, 1, _HANDOFF_BATCH)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -217,6 +221,17 @@ class Server:
             if self._on_orphaned is not None:
                 self._on_orphaned()
             return
+        if flags & socket.MSG_CTRUNC:
+            # No descriptor free to receive it in: the kernel closed the connection
+            # (ROBUSTNESS 47, for a worker). Said once; the supervisor is told it ended.
+            self._exhausted.hit(
+                f"a connection handed over was closed; {len(self._waiting)} connection(s) "
+                f"waiting and {self.admission.active} association(s) open"
+            )
+            self._ended()
+            return
+        if fds:
+            self._exhausted.over()
         for fd in fds:
             conn = socket.socket(fileno=fd)
             try:
