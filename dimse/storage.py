@@ -35,7 +35,7 @@ TEMP_PREFIX = ".incoming-"
 _TEMP_NUMBERS = itertools.count()
 
 
-def _create_temp(directory: Path, mode: int = 0o600, owner: str = "") -> tuple[int, Path]:
+def _create_temp(directory: str, mode: int = 0o600, owner: str = "") -> tuple[int, str]:
     """A new, empty temporary file in `directory` (mode 0600 by default, as
     `tempfile.mkstemp` makes them; the umask applies to another), opened for writing. Named by process and counter rather than by
     `mkstemp`'s random letters, which cost as much again as the file's creation; the
@@ -43,12 +43,12 @@ def _create_temp(directory: Path, mode: int = 0o600, owner: str = "") -> tuple[i
     the same number), and the next number is tried. `owner`, when given, starts the
     name (`.incoming-<owner>@<pid>-<n>.part`): in a folder shared by several machines,
     whose process numbers may coincide, it tells whose file it is."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
     tag = f"{owner}@" if owner else ""
     for _ in range(1000):
         path = f"{directory}/{TEMP_PREFIX}{tag}{os.getpid()}-{next(_TEMP_NUMBERS)}.part"
         try:
-            return os.open(path, flags, mode), Path(path)
+            return os.open(path, flags, mode), path
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary file name in {directory}")
@@ -79,7 +79,12 @@ class InvalidInstance(Exception):
 class PendingInstance:
     """A file being received: write the data set bytes, then `commit()` or `discard()`.
     `check`, when given, is asked once the bytes are synced and before the rename;
-    `owner` names the temporary file's owner (`_create_temp`)."""
+    `owner` names the temporary file's owner (`_create_temp`).
+
+    Written with `os.write` on the descriptor, unbuffered: the data comes in PDV-sized
+    pieces already, and a buffered file object costs more to make than the writes it
+    saves (thousands of instances a second). The file meta header waits for the
+    first piece, so that a small instance is written in one call."""
 
     def __init__(
         self,
@@ -92,35 +97,51 @@ class PendingInstance:
         owner: str = "",
     ) -> None:
         self.directory = directory
-        self.final_path = directory / final_name
+        self._final = f"{directory}/{final_name}"
         self._fsync = fsync
         self._check = check
-        handle, self.temp_path = _create_temp(directory, mode, owner)
-        self.file: BinaryIO = os.fdopen(handle, "wb")
-        self.size = 0
+        self._fd, self._temp = _create_temp(str(directory), mode, owner)
+        self._header: bytes | None = header
+        self.size = len(header)
         self.committed = False
         self._synced = False
-        try:
-            self.write(header)
-        except BaseException:
-            self.discard()
-            raise
+
+    @property
+    def final_path(self) -> Path:
+        return Path(self._final)
+
+    @property
+    def temp_path(self) -> Path:
+        return Path(self._temp)
 
     def write(self, data: ReadableBuffer) -> int:
-        written = self.file.write(data)
-        self.size += written
-        return written
+        view = memoryview(data)
+        size = len(view)
+        if self._header is not None:  # the header and the first piece in one write
+            view = memoryview(self._header + view)
+            self._header = None
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self.size += size
+        return size
 
     def flush(self) -> None:
-        self.file.flush()
+        if self._header is not None:
+            self.write(b"")
 
     def sync(self) -> None:
-        """Flush, and (with fsync) make the bytes durable, ahead of `commit()`: a
-        caller that commits under a lock can leave the slow part outside it."""
-        self.file.flush()
+        """Write what waits, and (with fsync) make the bytes durable, ahead of
+        `commit()`: a caller that commits under a lock can leave the slow part outside it."""
+        self.flush()
         if self._fsync:
-            os.fsync(self.file.fileno())
+            os.fsync(self._fd)
         self._synced = True
+
+    def _close_file(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
 
     def close(self) -> None:
         """Closing what was not committed gives it up (the reassembler closes a sink
@@ -128,36 +149,37 @@ class PendingInstance:
         if not self.committed:
             self.discard()
 
-    def commit(self, replace: bool = True) -> Path:
+    def commit(self, replace: bool = True, sync_directory: bool = True) -> Path:
         """Make the file durable under its final name. With `replace=False` an
-        existing file of that name is kept and this one discarded (FileExistsError)."""
+        existing file of that name is kept and this one discarded (FileExistsError).
+        `sync_directory=False`: the caller fsyncs the directory (once for several)."""
         try:
             if not self._synced:
                 self.sync()
-            self.file.close()
+            self._close_file()
             refusal = self._check(self) if self._check is not None else None
             if refusal is not None:
                 raise InvalidInstance(refusal)
             if replace:
-                os.replace(self.temp_path, self.final_path)
+                os.replace(self._temp, self._final)
             else:
-                os.link(self.temp_path, self.final_path)  # fails if it exists: atomic
-                os.unlink(self.temp_path)
+                os.link(self._temp, self._final)  # fails if it exists: atomic
+                os.unlink(self._temp)
         except BaseException:
             self.discard()
             raise
         self.committed = True
-        if self._fsync:
+        if self._fsync and sync_directory:
             fsync_directory(self.directory)
         return self.final_path
 
     def discard(self) -> None:
         try:
-            self.file.close()
+            self._close_file()
         except OSError:
             pass
         try:
-            self.temp_path.unlink()
+            os.unlink(self._temp)
         except FileNotFoundError:
             pass
 

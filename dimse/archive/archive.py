@@ -34,11 +34,12 @@ Storing (`begin_store`, then `PendingStore.write` per fragment, then `commit`):
    understand), the missing attribute named. The
    reason goes back in the C-STORE response's Error Comment (`PendingStore.refusal`).
 3. The file is flushed and fsynced (outside any lock: concurrent associations overlap
-   their fsyncs). Then under the archive's commit lock, and the index's lock on the
-   final path (a shared index: nodes storing the same instance take turns): the final
-   path is journaled in the index; the file is renamed to its final name and the
-   directory fsynced; then one transaction indexes the instance and ends its journal
-   entry.
+   their fsyncs). Then, for the instances of concurrent associations together (a
+   group commit, dimse/archive/group_commit.py), under the archive's commit lock and
+   the index's lock on each final path (nodes or workers storing the same instance
+   take turns): the final paths are journaled in the index, in one transaction; the
+   files are renamed to their final names and each directory fsynced once; then one
+   transaction indexes the instances and ends their journal entries.
 4. The status is returned: 0000 only once the file and its index row are durable.
 
 A full disk (ENOSPC, EDQUOT, EFBIG) at any step gives A700 (Out of Resources); the
@@ -73,7 +74,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -85,6 +86,7 @@ from dimse.archive.backend import ArchiveLocked as ArchiveLocked
 from dimse.archive.backend import IndexUnavailable as IndexUnavailable
 from dimse.archive.backend import check_node, default_node, is_postgresql, open_index
 from dimse.archive.folder import INSTANCES_DIR, FolderClaim
+from dimse.archive.group_commit import GroupCommit
 from dimse.archive.instance_header import UnreadableInstance, read_texts
 from dimse.archive.query import FindQuery, retrieve_sql, run_find
 from dimse.archive.schema import Record, record_of
@@ -94,7 +96,7 @@ from dimse.models import Root
 from dimse.naming import instance_file_name
 from dimse.received import Refusal, check_data_set, check_file_data_set, fit
 from dimse.status import StoreStatus
-from dimse.storage import PendingInstance
+from dimse.storage import PendingInstance, fsync_directory
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,17 @@ class StoredInstance:
     sop_instance_uid: str
     transfer_syntax: str
     path: Path
+
+
+@dataclass(eq=False, slots=True)
+class _Ready:
+    """An instance checked and synced, waiting for its batch (`Archive._commit_batch`)."""
+
+    store: PendingStore
+    pending: PendingInstance
+    record: Record
+    failure: Exception | None = None
+    status: StoreStatus = StoreStatus.PROCESSING_FAILURE
 
 
 def _clean_uid(uid: str) -> str:
@@ -173,6 +186,7 @@ class Archive:
         self._open = True
         self._keep_claim = False  # hold_for_workers: the claim outlives the Archive
         self._commit_lock = new_lock()
+        self._group: GroupCommit[_Ready, StoreStatus] = GroupCommit(self._commit_batch)
         self._unsettled: set[tuple[int, str]] = set()
         #: instances/<hh> (relative) -> its directory, for those known to exist
         self._shards: dict[str, Path] = {}
@@ -304,15 +318,7 @@ class Archive:
         unstorable = self._index.dialect.unstorable(record.values)
         if unstorable:
             return self._refuse(store, pending, StoreStatus.CANNOT_UNDERSTAND, unstorable)
-        with self._commit_lock, contextlib.ExitStack() as locked:
-            self._settle_unsettled()
-            try:
-                locked.enter_context(self._index.file_lock(record.path))
-            except Exception as exc:  # the shared index cannot be reached: nothing changed
-                pending.discard()
-                log.error("C-STORE %s: the index cannot be locked: %s", store.sop_instance_uid, exc)
-                return status_for(exc)
-            return self._commit_locked(store, pending, record)
+        return self._group.submit(_Ready(store, pending, record))
 
     @staticmethod
     def _mismatch(store: PendingStore, record: Record) -> str:
@@ -337,16 +343,51 @@ class Archive:
             return StoreStatus.DUPLICATE_SOP_INSTANCE
         return StoreStatus.SUCCESS
 
-    def _commit_locked(
-        self, store: PendingStore, pending: PendingInstance, record: Record
-    ) -> StoreStatus:
+    def _commit_batch(self, batch: Sequence[_Ready]) -> list[StoreStatus]:
+        """Steps 3 and 4 of storing for instances of concurrent associations at once
+        (dimse/archive/group_commit.py): their statuses, in order."""
+        with self._commit_lock, contextlib.ExitStack() as locked:
+            self._settle_unsettled()
+            try:
+                for path in sorted({ready.record.path for ready in batch}):
+                    locked.enter_context(self._index.file_lock(path))
+            except Exception as exc:  # the shared index cannot be reached: nothing changed
+                log.error("C-STORE: the index cannot be locked: %s", exc)
+                return self._fail_all(batch, exc)
+            return self._commit_locked(batch)
+
+    def _fail_all(self, batch: Sequence[_Ready], exc: Exception) -> list[StoreStatus]:
+        for ready in batch:
+            ready.pending.discard()
+        return [status_for(exc)] * len(batch)
+
+    def _commit_locked(self, batch: Sequence[_Ready]) -> list[StoreStatus]:
         replace = self.duplicate_policy == "replace"
         try:
-            journal_id = self._index.begin(record.sop_instance_uid, record.path, replace=replace)
+            journal_ids = self._index.begin_many(
+                [(r.record.sop_instance_uid, r.record.path) for r in batch], replace=replace
+            )
         except Exception as exc:  # a database error or IndexFull: nothing changed yet
-            pending.discard()
-            log.error("C-STORE %s: the index cannot be written: %s", store.sop_instance_uid, exc)
-            return status_for(exc)
+            log.error("C-STORE: the index cannot be written: %s", exc)
+            return self._fail_all(batch, exc)
+        statuses: list[StoreStatus | None] = [None] * len(batch)
+        placed: list[int] = []  # indexes in the batch of the files renamed into place
+        for n, (ready, journal_id) in enumerate(zip(batch, journal_ids, strict=True)):
+            statuses[n] = self._place(ready, journal_id)
+            if statuses[n] is None:
+                placed.append(n)
+        if self.fsync:  # the renames made durable, each directory once
+            for directory in {batch[n].pending.directory for n in placed}:
+                fsync_directory(directory)
+        if placed:
+            self._index_placed([(batch[n].record, journal_ids[n]) for n in placed], batch)
+            for n in placed:
+                statuses[n] = batch[n].status
+        return [s if s is not None else StoreStatus.PROCESSING_FAILURE for s in statuses]
+
+    def _place(self, ready: _Ready, journal_id: int | None) -> StoreStatus | None:
+        """Rename one journaled file into place (None), or its status when it is not."""
+        store, pending, record = ready.store, ready.pending, ready.record
         if journal_id is None:
             pending.discard()
             log.info(
@@ -356,7 +397,7 @@ class Archive:
             )
             return self._duplicate_status()
         try:
-            pending.commit(replace=replace)  # rename, fsync the directory
+            pending.commit(replace=self.duplicate_policy == "replace", sync_directory=False)
         except FileExistsError:
             # An unindexed file under that name (a store whose index transaction
             # failed): index what is there, then treat this one as the duplicate.
@@ -366,15 +407,37 @@ class Archive:
             log.error("C-STORE %s: %s", store.sop_instance_uid, exc)
             self._settle_or_defer(journal_id, record.path)
             return status_for(exc)
+        return None
+
+    def _index_placed(
+        self, items: list[tuple[Record, int | None]], batch: Sequence[_Ready]
+    ) -> None:
+        """Index the files placed, in one transaction; if it fails, one by one, so
+        that one bad row does not fail the others. A file that cannot be indexed is
+        in place but not in the index: its journal entry keeps it, and it is indexed
+        from disk at the next commit or the next start."""
+        by_path = {ready.record.path: ready for ready in batch}
         try:
-            self._index.put(record, journal_id)
+            self._index.put_many(items)
         except Exception as exc:
-            # The file is in place but not indexed: the journal keeps it, and it is
-            # indexed from disk at the next commit or the next start.
-            log.error("C-STORE %s: stored but not indexed: %s", store.sop_instance_uid, exc)
-            self._unsettled.add((journal_id, record.path))
-            return status_for(exc)
-        return StoreStatus.SUCCESS
+            if len(items) == 1:
+                failures = [(items[0], exc)]
+            else:
+                failures = []
+                for item in items:
+                    try:
+                        self._index.put_many([item])
+                    except Exception as one:
+                        failures.append((item, one))
+            for (record, journal_id), why in failures:
+                log.error("C-STORE %s: stored but not indexed: %s", record.sop_instance_uid, why)
+                if journal_id is not None:
+                    self._unsettled.add((journal_id, record.path))
+                by_path[record.path].failure = why
+        for ready in batch:
+            ready.status = (
+                status_for(ready.failure) if ready.failure is not None else StoreStatus.SUCCESS
+            )
 
     def _settle_or_defer(self, journal_id: int, relative: str) -> None:
         try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -74,8 +74,16 @@ class IndexBackend(Protocol):
         `replace` is false."""
         ...
 
+    def begin_many(self, items: Sequence[tuple[str, str]], *, replace: bool) -> list[int | None]:
+        """`begin` for several (SOP Instance UID, path) pairs, in one transaction."""
+        ...
+
     def put(self, record: Record, journal_id: int | None) -> None:
         """Index one instance and end its journal entry, in one transaction."""
+        ...
+
+    def put_many(self, items: Sequence[tuple[Record, int | None]]) -> None:
+        """`put` for several instances, in one transaction."""
         ...
 
     def remove(self, path: str, journal_id: int | None) -> None:

@@ -103,7 +103,7 @@ class PgIndex:
         self._idle: list[psycopg.Connection[Any]] = []
         self._closed = False
         self._writes = Writes(POSTGRESQL, cache=False, lock_parents=True)
-        self._locked = False  # a file lock is held on the writer's session
+        self._locked = 0  # file locks held on the writer's session (a batch holds several)
         self._holder = self._connect(autocommit=True)
         try:
             self._take_node_lock()
@@ -210,31 +210,45 @@ class PgIndex:
         conn = self._write_conn()
         key = _key(path)
         conn.execute("SELECT pg_advisory_lock(%s::int4, %s::int4)", (_FILE_LOCK, key))
-        self._locked = True
+        self._locked += 1
         try:
             yield
         finally:
-            self._locked = False
+            self._locked -= 1
             # On a broken connection the session, and so the lock, is gone already.
             if not (conn.closed or conn.broken):
                 with contextlib.suppress(psycopg.Error):
                     conn.execute("SELECT pg_advisory_unlock(%s::int4, %s::int4)", (_FILE_LOCK, key))
 
     def begin(self, sop_instance_uid: str, path: str, *, replace: bool) -> int | None:
-        def body(conn: psycopg.Connection[Any]) -> int | None:
-            if not replace and self._writes.indexed(conn, sop_instance_uid):
-                return None
-            row = conn.execute(
-                "INSERT INTO journal (node, path) VALUES (%s, %s) RETURNING id",
-                (self.node, path),
-            ).fetchone()
-            assert row is not None
-            return int(row[0])
+        return self.begin_many([(sop_instance_uid, path)], replace=replace)[0]
+
+    def begin_many(self, items: Sequence[tuple[str, str]], *, replace: bool) -> list[int | None]:
+        def body(conn: psycopg.Connection[Any]) -> list[int | None]:
+            ids: list[int | None] = []
+            for sop_instance_uid, path in items:
+                if not replace and self._writes.indexed(conn, sop_instance_uid):
+                    ids.append(None)
+                    continue
+                row = conn.execute(
+                    "INSERT INTO journal (node, path) VALUES (%s, %s) RETURNING id",
+                    (self.node, path),
+                ).fetchone()
+                assert row is not None
+                ids.append(int(row[0]))
+            return ids
 
         return self._run(body)
 
     def put(self, record: Record, journal_id: int | None) -> None:
-        self._run(lambda conn: self._writes.put(conn, record, journal_id))
+        self.put_many([(record, journal_id)])
+
+    def put_many(self, items: Sequence[tuple[Record, int | None]]) -> None:
+        def body(conn: psycopg.Connection[Any]) -> None:
+            for record, journal_id in items:
+                self._writes.put(conn, record, journal_id)
+
+        self._run(body)
 
     def remove(self, path: str, journal_id: int | None) -> None:
         self._run(lambda conn: self._writes.remove(conn, path, journal_id))

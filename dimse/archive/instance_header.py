@@ -82,6 +82,7 @@ def _past_index(tag: BaseTag, vr: str | None, length: int) -> bool:
     return bool(tag > _LAST_INDEXED_TAG)
 
 
+@functools.lru_cache(maxsize=64)  # pydicom's UID costs more than the scan of a small header
 def _is_deflated(transfer_syntax: str) -> bool:
     if transfer_syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
         return True
