@@ -1,4 +1,4 @@
-"""Mutation check of the robustness tests: each case of docs/robustness.md (1-57) must have
+"""Mutation check of the robustness tests: each case of docs/robustness.md (1-58) must have
 a test that fails when the protection it checks is removed.
 
 `MUTATIONS` below is the data: for each case, one or more mutations of the library
@@ -133,6 +133,7 @@ CASES = {
     54: "full output folder said",
     56: "a killed worker started again, nothing lost",
     57: "workers storing one UID take turns",
+    58: "a node that never returns: its leftovers finished",
 }
 
 # fmt: off
@@ -908,6 +909,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        return contextlib.nullcontext()  # MUTATION: no lock on the path",
         [WORKERS + "test_two_workers_storing_one_uid_leave_one_consistent_copy"],
         "two workers store one instance without taking turns",
+    ),
+    Mutation(
+        58, "dimse/archive/index_pg.py",
+        "        if not (row and row[0]):\n            return False\n",
+        "        pass  # MUTATION: a running node's leftovers taken too\n",
+        [SHARED + "test_a_killed_node_is_rolled_forward_by_the_next_node_to_start_never_while_it_runs"],
+        "a running node's journal entries taken over",
     ),
 )
 # fmt: on

@@ -183,9 +183,14 @@ def test_30_a_full_disk_is_a700_and_the_association_goes_on(small_disk: Path) ->
 
 
 @contextlib.contextmanager
-def dicomscp(archive: Path, log_path: Path) -> Iterator[tuple[PeerProcess, int]]:
-    """`python -m cli.dicomscp 0 --archive ARCHIVE` in its own process group; its port."""
+def dicomscp(
+    archive: Path, log_path: Path, index: str | None = None
+) -> Iterator[tuple[PeerProcess, int]]:
+    """`python -m cli.dicomscp 0 --archive ARCHIVE [--index URI]` in its own process
+    group (its workers with it); its port."""
     argv = [sys.executable, "-m", "cli.dicomscp", "0", "--host", HOST, "--archive", str(archive)]
+    if index is not None:
+        argv += ["--index", index, "--node", "crash"]
     log_path.write_text("")
     process = PeerProcess("dicomscp", argv, log_path, cwd=REPOSITORY)
     try:
@@ -204,18 +209,19 @@ def dicomscp(archive: Path, log_path: Path) -> Iterator[tuple[PeerProcess, int]]
 
 
 def test_31_a_server_killed_in_the_middle_of_a_write_leaves_no_truncated_file(
-    tmp_path: Path,
+    tmp_path: Path, index_spec: str | None
 ) -> None:
-    """ROBUSTNESS 31: dicomscp is SIGKILLed while it writes a 16 MiB instance: after a
-    restart on the same archive, no file under a final name is truncated, the
-    temporary file is gone, the instance acknowledged before is there, and the index
-    agrees with the files."""
+    """ROBUSTNESS 31: dicomscp (its supervisor and workers) is SIGKILLed while it
+    writes a 16 MiB instance: after a restart on the same archive, no file under a
+    final name is truncated, the temporary file is gone, the instance acknowledged
+    before is there, and the index agrees with the files. With SQLite and with a
+    PostgreSQL index."""
     root = tmp_path / "archive"
     big_file = tmp_path / "big.dcm"
     big = ct_instance(pixels=16 << 20)
     big.save_as(big_file, enforce_file_format=True)
     kept = ct_instance(pixels=4096)
-    with dicomscp(root, tmp_path / "first.log") as (process, port):
+    with dicomscp(root, tmp_path / "first.log", index_spec) as (process, port):
         with connect(port) as association:
             assert association.store(kept).status.code == 0
 
@@ -235,7 +241,7 @@ def test_31_a_server_killed_in_the_middle_of_a_write_leaves_no_truncated_file(
             association.store(big_file, progress=kill_in_the_middle)
         assert process.popen.returncode == -signal.SIGKILL
         assert list(root.rglob(".incoming-*.part")), "the kill left a temporary file"
-    with dicomscp(root, tmp_path / "second.log") as (_, port):
+    with dicomscp(root, tmp_path / "second.log", index_spec) as (_, port):
         assert not list(root.rglob(".incoming-*")), "removed at start"
         finals = sorted((root / "instances").rglob("*.dcm"))
         assert [p.name for p in finals] == [f"{kept.SOPInstanceUID}.dcm"]

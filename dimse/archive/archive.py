@@ -62,8 +62,9 @@ the only writes to final names are renames of fsynced files. At start the archiv
 the rename and the index transaction is rolled forward; and (b) removes the
 `.incoming-*.part` files left by a crash. The `.lock` makes sure no other process is
 writing into those directories while they are cleaned. With a shared index each node
-rolls forward its own journal entries only, each under the path's lock, and removes
-its own temporary files only (dimse/archive/folder.py).
+rolls forward its own journal entries, each under the path's lock, and removes its own
+temporary files, and does the same for the nodes that are not running, never for one
+that runs (dimse/archive/folder.py).
 
 Queries (`find`, `instances`) are in dimse/archive/query.py; matching rules in
 dimse/archive/matching.py.
@@ -212,10 +213,13 @@ class Archive:
 
     def _recover(self) -> None:
         """Roll journaled stores forward and remove temporary files (module docstring)."""
-        for journal_id, relative in self._index.journal():
-            with self._index.file_lock(relative):
-                self._settle(journal_id, relative)
-        self._claim.clean()
+        try:
+            for journal_id, relative in self._index.journal():
+                with self._index.file_lock(relative):
+                    self._settle(journal_id, relative)
+            self._claim.clean(self._index.adopt)
+        finally:
+            self._index.release_adopted()
 
     def _settle(self, journal_id: int, relative: str) -> None:
         """Make the index describe the file at `relative` as it is on disk now (the

@@ -91,8 +91,16 @@ class IndexBackend(Protocol):
         ...
 
     def journal(self) -> list[tuple[int, str]]:
-        """This process's (this node's) journaled (id, path) pairs, oldest first."""
+        """The journaled (id, path) pairs to roll forward at start, oldest first: this
+        process's (this node's), and those of nodes not running (`adopt`)."""
         ...
+
+    def adopt(self, node: str) -> bool:
+        """Whether `node` (another node of a shared index) is not running: then this
+        one finishes what it left, until `release_adopted`."""
+        ...
+
+    def release_adopted(self) -> None: ...
 
     def count(self) -> int: ...
 

@@ -7,8 +7,10 @@
 - **Several nodes** (a shared index, dimse/archive/backend.py): the folder is shared,
   possibly by several machines. Each node names its temporary files after itself
   (`.incoming-<node>@<pid>-<n>.part`) and spools into `root/spool/<node>/`, so at start
-  it removes only its own leftovers; that no other running process has its name is
-  the index's to make sure (PostgreSQL: a lock on the node's name). Each node takes
+  it removes only its own leftovers, and those of nodes that are not running (the
+  index says which: PostgreSQL's lock on each node's name), so that a node that
+  never comes back leaves nothing behind; that no other running process has its
+  name is the index's to make sure too. Each node takes
   `root/.lock` shared, so that a one-process dicomscp on this machine is refused while
   nodes run (and the other way round); on a network file system where flock is not
   available that check is skipped with a warning, as it cannot see other machines
@@ -22,9 +24,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from dimse.archive.backend import ArchiveLocked
@@ -70,19 +74,36 @@ class FolderClaim:
             log.warning("archive: %s cannot be locked here (%s); going on", self.root, exc)
         return fd
 
-    def clean(self) -> None:
-        """Remove the temporary files and spooled data sets this process may own."""
-        prefix = f"{TEMP_PREFIX}{self.node}@" if self.node else TEMP_PREFIX
+    def clean(self, adopt: Callable[[str], bool] = lambda owner: False) -> None:
+        """Remove the temporary files and spooled data sets this process may own:
+        its own, and (nodes) those of each other owner for which `adopt(owner)` says
+        that it is not running and this node may finish its work."""
+        own = f"{TEMP_PREFIX}{self.node}@" if self.node else TEMP_PREFIX
+        adopted: dict[str, bool] = {}
         for shard in (self.root / INSTANCES_DIR).iterdir():
             if not shard.is_dir():
                 continue
             for entry in os.scandir(shard):
-                if entry.name.startswith(prefix) and entry.name.endswith(".part"):
-                    log.info("archive: removing %s, left by an interrupted store", entry.path)
-                    os.unlink(entry.path)
-        for entry in os.scandir(self.spool_dir):
-            if entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)  # a spool of a process that ended
+                name = entry.name
+                if not (name.startswith(TEMP_PREFIX) and name.endswith(".part")):
+                    continue
+                if not name.startswith(own):
+                    owner, at, _ = name[len(TEMP_PREFIX) :].partition("@")
+                    if not (self.node and at and owner):
+                        continue
+                    if owner not in adopted:
+                        adopted[owner] = adopt(owner)
+                    if not adopted[owner]:
+                        continue
+                log.info("archive: removing %s, left by an interrupted store", entry.path)
+                os.unlink(entry.path)
+        spools = [self.spool_dir]
+        spools += [self.root / SPOOL_DIR / owner for owner, gone in adopted.items() if gone]
+        for spool in spools:
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(spool):
+                    if entry.is_file(follow_symlinks=False):
+                        os.unlink(entry.path)  # a spool of a process that ended
 
     def release(self) -> None:
         if self._fd >= 0:

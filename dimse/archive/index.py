@@ -244,6 +244,13 @@ class Index:
             for row in self._writer.execute("SELECT id, path FROM journal ORDER BY id")
         ]
 
+    def adopt(self, node: str) -> bool:
+        """No other node writes into an SQLite archive: nothing to adopt."""
+        return False
+
+    def release_adopted(self) -> None:
+        pass
+
     # ---- reading
 
     def count(self) -> int:

@@ -104,6 +104,7 @@ class PgIndex:
         self._closed = False
         self._writes = Writes(POSTGRESQL, cache=False, lock_parents=True)
         self._locked = 0  # file locks held on the writer's session (a batch holds several)
+        self._adopted: list[str] = []  # nodes not running whose leftovers we finish
         self._holder = self._connect(autocommit=True)
         try:
             self._take_node_lock()
@@ -254,11 +255,42 @@ class PgIndex:
         self._run(lambda conn: self._writes.remove(conn, path, journal_id))
 
     def journal(self) -> list[tuple[int, str]]:
-        """This node's journaled (id, path) pairs, oldest first."""
-        rows = self._write_conn().execute(
-            "SELECT id, path FROM journal WHERE node = %s ORDER BY id", (self.node,)
+        """The journaled (id, path) pairs, oldest first, of this node and of the
+        nodes not running (adopted: see `adopt`)."""
+        conn = self._write_conn()
+        others = conn.execute(
+            "SELECT DISTINCT node FROM journal WHERE node <> %s", (self.node,)
+        ).fetchall()
+        nodes = [self.node] + [str(row[0]) for row in others if self.adopt(str(row[0]))]
+        rows = conn.execute(
+            "SELECT id, path FROM journal WHERE node = ANY(%s) ORDER BY id", (nodes,)
         )
         return [(int(row[0]), str(row[1])) for row in rows]
+
+    def adopt(self, node: str) -> bool:
+        """Whether `node` is not running, in which case this node takes its name's
+        lock (until `release_adopted`) and finishes what it left: its journal
+        entries, its temporary files. A node that dies loses its lock with its
+        session, so a node that never comes back leaves nothing for ever."""
+        if node == self.node or node in self._adopted:
+            return True
+        row = self._holder.execute(
+            "SELECT pg_try_advisory_lock(%s::int4, %s::int4)", (_NODE_LOCK, _key(node))
+        ).fetchone()
+        if not (row and row[0]):
+            return False
+        self._adopted.append(node)
+        log.info("archive: node %r is not running; what it left unfinished is finished here", node)
+        return True
+
+    def release_adopted(self) -> None:
+        """Let the adopted nodes start again."""
+        for node in self._adopted:
+            with contextlib.suppress(psycopg.Error):
+                self._holder.execute(
+                    "SELECT pg_advisory_unlock(%s::int4, %s::int4)", (_NODE_LOCK, _key(node))
+                )
+        self._adopted = []
 
     # ---- reading
 

@@ -231,7 +231,7 @@ def w6(bench: Bench) -> list[Row]:
     for key in ("dicomscp", "dcmtk"):
         workdir = bench.dir(f"W6-{key}")
         start = (
-            peers.dicomscp(workdir, fsync=True)
+            peers.dicomscp(workdir, fsync=True, workers=1)  # one process: its RSS is all
             if key == "dicomscp"
             else peers.dcmtk_storescp(workdir, ignore=False)
         )
