@@ -12,7 +12,9 @@ before the clients start and just after the last ends.
 - W10, several machines: fsync on, into two dicomscp nodes (`--node a`, `--node b`)
   on one PostgreSQL index (`--index postgresql://...`, a throw-away cluster from
   tests/postgres.py) sharing one archive folder, half the clients to each, against one
-  dicomscp on its default SQLite index taking them all; both with `--workers 1`.
+  dicomscp on its default SQLite index taking them all; both with `--workers 1`. Then
+  one dicomscp with its default workers, and Orthanc, taking them all: durable
+  archives under several associations at once (target: dicomscp >= 2x Orthanc).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class Setup:
     """Servers running for one run: the clients are dealt out among `servers` in
     turn; `stored()` says how many instances they hold, by where it looked."""
 
-    servers: list[peers.Server]
+    servers: list[Any]  # peers.Server, or tests/peers.py's Orthanc
     stored: Callable[[], dict[str, int]]
     database_pid: int | None = None  # PostgreSQL's postmaster: its CPU is told apart
 
@@ -263,10 +265,34 @@ def w10(bench: Bench) -> list[Row]:
             with peers.dicomscp(workdir, workers=workers) as server:
                 yield Setup([server], _files_only([server]))
 
+        @contextlib.contextmanager
+        def default_workers(workdir: Path) -> Iterator[Setup]:
+            with peers.dicomscp(workdir) as server:
+                yield Setup([server], _files_only([server]))
+
+        @contextlib.contextmanager
+        def orthanc(workdir: Path) -> Iterator[Setup]:
+            with peers.orthanc(workdir) as server:
+
+                def stored() -> dict[str, int]:
+                    return {"index": int(server.rest("GET", "/statistics")["CountInstances"])}
+
+                yield Setup([server], stored)
+
         nodes = Kind("pg", f"2 dicomscp nodes{flag}, PostgreSQL index, one folder", two_nodes)
         single = Kind("sqlite", f"1 dicomscp{flag}, SQLite index", one_node)
-        _run_kinds(bench, "W10", [nodes, single], files)
-    rows = [_row("W10", nodes, files), _row("W10", single, files)]
+        every_core = Kind(
+            "sqlite-default", "1 dicomscp (default workers), SQLite index", default_workers
+        )
+        theirs = Kind("orthanc", "Orthanc, TCP_NODELAY=1 (its default storage)", orthanc)
+        _run_kinds(bench, "W10", [nodes, single, every_core, theirs], files)
+    rows = [_row("W10", kind, files) for kind in (nodes, single, every_core, theirs)]
+    vs_orthanc = ratio(rows[2].value, rows[3].value)
+    rows[2].target = ">=2x Orthanc"
+    rows[2].verdict = verdict((vs_orthanc or 0) >= 2.0)
+    rows[2].note = f"{vs_orthanc or 0:.2f}x Orthanc; {rows[2].note}"
+    rows[2].extra["vs_orthanc"] = vs_orthanc
+    rows[3].note = rows[3].note.replace("dicomscp CPU", "Orthanc CPU")
     vs_single = ratio(rows[0].value, rows[1].value)
     pg_ms = nodes.cpu_ms_per_instance(files.count, database=True)
     rows[0].note = (
@@ -288,7 +314,10 @@ def w10(bench: Bench) -> list[Row]:
             if workers
             else "dicomscp has no --workers option yet: both run without it. "
         )
-        + "The PostgreSQL cluster is tests/postgres.py's: fsync=off, "
+        + "Then the same clients into one dicomscp with its default workers, and into "
+        "Orthanc (which fdatasyncs each file): the archives that make each instance "
+        "durable before the answer, with several associations at once. "
+        "The PostgreSQL cluster is tests/postgres.py's: fsync=off, "
         "synchronous_commit=off, so its commits are not durable, where SQLite's are "
         "(synchronous=FULL with fsync on): this favours the two nodes."
     )

@@ -38,6 +38,13 @@ RECEIVERS = [
     ("pynetdicom", "pynetdicom storescp -od"),
     ("orthanc", "Orthanc, TCP_NODELAY=1"),
 ]
+#: Small instances only, into RAM (tmpfs, where there is one): the servers' own CPU per
+#: instance, without the file system's share, which on this VM's disk swings from
+#: 30 us to 500 us a file (create, write, rename) from one minute to the next.
+RAM_RECEIVERS = [
+    ("dicomscp-ram", "dicomscp --no-fsync, archive in RAM"),
+    ("dcmtk-ram", "DCMTK storescp -od, folder in RAM"),
+]
 CPU_TARGET_MS = 0.5  # dicomscp's CPU time per small instance
 
 
@@ -65,9 +72,11 @@ def receiver(key: str, bench: Bench, workdir_name: str) -> Iterator[Receiver]:
 
             yield Receiver(orthanc, orthanc.process.pid, count)
         return
+    if key.endswith("-ram"):
+        workdir = bench.dir(workdir_name, scratch=True)
     if key.startswith("dicomscp"):
         start = peers.dicomscp(workdir, fsync=key == "dicomscp")
-    elif key == "dcmtk":
+    elif key.startswith("dcmtk"):
         start = peers.dcmtk_storescp(workdir, ignore=False, nodelay=True)
     else:
         start = peers.pynetdicom_storescp(workdir, ignore=False)
@@ -89,9 +98,10 @@ class Runs:
 
 
 def _measure(bench: Bench, label: str, files: InstanceSet) -> dict[str, Runs]:
-    runs = {key: Runs([], [], []) for key, _ in RECEIVERS}
+    receivers = RECEIVERS + (RAM_RECEIVERS if label == "small" else [])
+    runs = {key: Runs([], [], []) for key, _ in receivers}
     for round_ in range(bench.repeat):
-        for key, name in RECEIVERS:
+        for key, name in receivers:
             done = runs[key]
             if round_ > 0 and done.seconds and done.seconds[0] > SLOW_S:
                 continue
@@ -118,17 +128,15 @@ def _measure(bench: Bench, label: str, files: InstanceSet) -> dict[str, Runs]:
 
 
 def _targets(row: Row, key: str, orthanc: float | None, bound: float) -> None:
-    """The targets of dicomscp's rows: --no-fsync >= DCMTK storescp -od; with fsync,
-    >= 0.8x DCMTK (as before), >= 2x Orthanc (which fsyncs too) and >= 0.8x the disk."""
+    """The targets of dicomscp's rows (issue 15): --no-fsync >= DCMTK storescp -od;
+    with fsync, >= 2x Orthanc (which fsyncs too) and >= 0.8x the disk's bound."""
     if key == "dicomscp-nofsync":
         row.target = ">=1.0x DCMTK"
         row.verdict = verdict((row.vs_dcmtk or 0) >= 1.0)
     elif key == "dicomscp":
         vs_orthanc, vs_bound = ratio(row.value, orthanc), ratio(row.value, bound)
-        row.target = ">=0.8x DCMTK, >=2x Orthanc, >=0.8x disk bound"
-        row.verdict = verdict(
-            (row.vs_dcmtk or 0) >= 0.8 and (vs_orthanc or 0) >= 2.0 and (vs_bound or 0) >= 0.8
-        )
+        row.target = ">=2x Orthanc, >=0.8x disk bound"
+        row.verdict = verdict((vs_orthanc or 0) >= 2.0 and (vs_bound or 0) >= 0.8)
         row.extra.update(vs_orthanc=vs_orthanc, vs_disk_bound=vs_bound)
         row.note = f"{vs_orthanc or 0:.2f}x Orthanc, {vs_bound or 0:.2f}x disk bound; {row.note}"
 
@@ -149,6 +157,8 @@ def w3(bench: Bench) -> list[Row]:
         flush = disk.durable_write_seconds(bench.root, files.file_bytes, probes)
         plain = disk.write_seconds(bench.root, files.file_bytes, probes)
         bound = rate(flush * files.count)
+        indexed = flush + disk.durable_commit_seconds(bench.root, probes)
+        indexed_bound = rate(indexed * files.count)
         rates = {key: rate(median(runs[key].seconds)) for key, _ in RECEIVERS}
         dcmtk_rate, py_rate = rates["dcmtk"], rates["pynetdicom"]
         by_key: dict[str, Row] = {}
@@ -188,8 +198,21 @@ def w3(bench: Bench) -> list[Row]:
                 extra={"durable_write_ms": flush * 1000, "write_ms": plain * 1000, "probes": probes},
             )
         )  # fmt: skip
+        vs_indexed = ratio(by_key["dicomscp"].value, indexed_bound)
+        rows.append(
+            Row(
+                "W3", f"disk bound with a durable index: + one SQLite FULL commit <- {label}",
+                indexed_bound, unit, vs_dcmtk=ratio(indexed_bound, dcmtk_rate),
+                note=(
+                    f"{indexed * 1000:.2f} ms an instance; dicomscp (fsync) reaches "
+                    f"{vs_indexed or 0:.2f}x of it"
+                ),
+                extra={"durable_indexed_ms": indexed * 1000, "dicomscp_vs_it": vs_indexed},
+            )
+        )  # fmt: skip
         if label == "small":
             rows += _cpu_rows(runs, files.count)
+            rows += _ram_rows(runs, files.count, rate)
         bench.notes.append(
             f"W3 {label}: fsync on costs {cost:+.2f} ms per instance, "
             f"{with_fsync:.2f} s vs {without:.2f} s for {files.count} instances."
@@ -212,6 +235,26 @@ def w3(bench: Bench) -> list[Row]:
         "Server CPU: user + system time of the server's process and of those under it, "
         "from just before storescu starts to just after it exits."
     )
+    return rows
+
+
+def _ram_rows(runs: dict[str, Runs], count: int, rate: Callable[[float], float]) -> list[Row]:
+    """The two servers into RAM: their rates, and CPU per instance with the target."""
+    rows = []
+    dcmtk_rate = rate(median(runs["dcmtk-ram"].seconds))
+    for key, name in RAM_RECEIVERS:
+        value = rate(median(runs[key].seconds))
+        cpu_ms = runs[key].cpu_ms_per_instance(count)
+        row = Row(
+            "W3", f"{name} <- small", value, "inst/s", runs[key].seconds,
+            vs_dcmtk=ratio(value, dcmtk_rate),
+            note=f"server CPU {cpu_ms or 0:.3f} ms/instance",
+            extra={"server_cpu_ms_per_instance": cpu_ms, "server_cpu_s": runs[key].cpu_s},
+        )  # fmt: skip
+        if key == "dicomscp-ram":
+            row.target = f"CPU <={CPU_TARGET_MS} ms/inst"
+            row.verdict = verdict(cpu_ms is not None and cpu_ms <= CPU_TARGET_MS)
+        rows.append(row)
     return rows
 
 
