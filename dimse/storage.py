@@ -101,6 +101,7 @@ class PendingInstance:
         self._fsync = fsync
         self._check = check
         self._fd, self._temp = _create_temp(str(directory), mode, owner)
+        self._temp_path: Path | None = None
         self._header: bytes | None = header
         self.size = len(header)
         self.committed = False
@@ -112,7 +113,9 @@ class PendingInstance:
 
     @property
     def temp_path(self) -> Path:
-        return Path(self._temp)
+        if self._temp_path is None:  # made once, when asked (a path object costs ~1 us)
+            self._temp_path = Path(self._temp)
+        return self._temp_path
 
     def write(self, data: ReadableBuffer) -> int:
         view = memoryview(data)
@@ -171,7 +174,7 @@ class PendingInstance:
         self.committed = True
         if self._fsync and sync_directory:
             fsync_directory(self.directory)
-        return self.final_path
+        return Path(self._final)
 
     def discard(self) -> None:
         try:

@@ -351,7 +351,8 @@ class Archive:
         """Steps 3 and 4 of storing for instances of concurrent associations at once
         (dimse/archive/group_commit.py): their statuses, in order."""
         with self._commit_lock, contextlib.ExitStack() as locked:
-            self._settle_unsettled()
+            if self._unsettled:
+                self._settle_unsettled()
             try:
                 for path in sorted({ready.record.path for ready in batch}):
                     locked.enter_context(self._index.file_lock(path))

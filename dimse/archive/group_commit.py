@@ -19,7 +19,7 @@ for long.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from dimse.drivers.locks import Signal, new_lock, new_signal
@@ -34,7 +34,7 @@ BATCH_MOST = 64
 @dataclass(eq=False)
 class _Waiter(Generic[T, R]):
     item: T
-    signal: Signal = field(default_factory=new_signal)
+    signal: Signal | None = None  # made only for a waiter that waits (not a leader)
     result: R | None = None
     error: BaseException | None = None
     lead: bool = False
@@ -66,7 +66,9 @@ class GroupCommit(Generic[T, R]):
             self._queue.append(waiter)
             if not self._running:
                 self._running = waiter.lead = True
-        if not waiter.lead:
+            else:
+                waiter.signal = new_signal()
+        if waiter.signal is not None:
             waiter.signal.wait()
         if waiter.lead:
             self._lead(waiter)
@@ -98,7 +100,7 @@ class GroupCommit(Generic[T, R]):
                 following.lead = True
         for waiter in batch:
             waiter.lead = False
-            if waiter is not leader:
+            if waiter is not leader and waiter.signal is not None:
                 waiter.signal.set()
-        if following is not None:
+        if following is not None and following.signal is not None:
             following.signal.set()

@@ -143,6 +143,18 @@ class Index:
             self._full = full
 
     @contextlib.contextmanager
+    def _statement(self) -> Iterator[sqlite3.Connection]:
+        """The writer for one statement in autocommit, flushed (FULL)."""
+        with self._record_lock(WRITER_SLOT) if self.shared else contextlib.nullcontext():
+            self._sync(self._fsync)
+            try:
+                yield self._writer
+            except sqlite3.Error as exc:
+                if self.dialect.is_full(exc):
+                    raise IndexFull(str(exc)) from exc
+                raise
+
+    @contextlib.contextmanager
     def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
         if self.shared:
             # Workers queue on a record lock, which wakes the next one the moment
@@ -207,6 +219,11 @@ class Index:
 
     def begin_many(self, items: Sequence[tuple[str, str]], *, replace: bool) -> list[int | None]:
         """`begin` for several instances, in one transaction (durable: FULL)."""
+        if replace and len(items) == 1:  # one INSERT: SQLite commits it by itself
+            with self._statement() as conn:
+                cursor = conn.execute("INSERT INTO journal (path) VALUES (?)", (items[0][1],))
+            assert cursor.lastrowid is not None
+            return [cursor.lastrowid]
         ids: list[int | None] = []
         with self._transaction() as conn:
             for sop_instance_uid, path in items:
