@@ -228,7 +228,10 @@ class Server:
         """Until the association logged from line `start` on is over: its summary line
         and the machine back in Sta1 (the two may come in either order)."""
         self.wait_for(r"INFO dimse\.scp: association from \S+ (released|aborted)", start)
+        # The transition back to Sta1, then the line that explains it (logged after
+        # it, a record of its own): the block ends with both.
         self.wait_for(r"acceptor \S+: Sta\d+ \+ Evt\d+ -> \S+ -> Sta1$", start)
+        self.wait_for(r"acceptor \S+:   Evt\d+: .*; AR-5: ", start)
 
 
 @contextlib.contextmanager

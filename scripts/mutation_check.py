@@ -904,9 +904,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         57, "dimse/archive/index.py",
-        "        if not self.shared:\n            return contextlib.nullcontext()\n"
-        "        return self._record_lock(path)",
-        "        return contextlib.nullcontext()  # MUTATION: no lock on the path",
+        "(its `.lock`).\"\"\"\n        return self._writer_lock()",
+        "(its `.lock`).\"\"\"\n        return contextlib.nullcontext()  # MUTATION: no lock on the path",
         [WORKERS + "test_two_workers_storing_one_uid_leave_one_consistent_copy"],
         "two workers store one instance without taking turns",
     ),

@@ -20,27 +20,31 @@ a connection from a pool (one thread at a time per connection); the one writer
 connection is used only by the archive's commit, which holds its own lock.
 
 `shared`: the worker processes of one dicomscp (`dicomscp --workers N`) write into one
-index. SQLite takes turns between their write transactions (BEGIN IMMEDIATE). Two
-more things make them act as one writer:
+index. They act as one writer through one POSIX record lock, on a byte of the file
+`.path-locks` beside the index, that each worker holds for the whole of a commit
+(`file_lock`: journaling its batch, renaming the files, indexing them) and around any
+other write:
 
-- `file_lock(path)` is a POSIX record lock on one byte of `.path-locks` beside the
-  index, chosen by a hash of the path, held from journaling a file to indexing it:
-  two workers storing the same instance take turns (as PostgreSQL's advisory lock
-  does for nodes). The kernel releases it when its process dies, SIGKILL included.
-- Their write transactions queue on the record lock `WRITER_SLOT`, which hands over
-  at once, rather than on SQLite's busy handler, which retries after sleeps.
-- No cache of parent rows: another worker may have changed them.
+- two workers storing the same instance take turns, and leave the file and its row
+  agreeing (PostgreSQL's advisory lock on the path does this for nodes);
+- their write transactions never meet SQLite's busy handler, which retries after
+  sleeps of up to 100 ms (80 stores/s where one process does 400): the record lock
+  hands over the moment it is free;
+- one lock, not one per path: a batch locking several paths while another worker
+  locks others could wait in a circle, or be told so by the kernel's deadlock check
+  (EDEADLK), which also fires falsely between processes with several threads;
+- the kernel releases it when its process dies, SIGKILL included.
 
-So `journal()` lists every worker's entries: a worker (re)started after a crash rolls
-forward those of a dead one, each under its path's lock, so it never touches a store
-still in progress (whose worker holds that lock until the entry is ended).
+The data fsyncs, which cost most, happen before, outside the lock, in parallel. No
+cache of parent rows: another worker may have changed them. `journal()` lists every
+worker's entries: a worker (re)started after a crash rolls forward those of a dead
+one under the lock, so never a store still in progress.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -55,12 +59,10 @@ from dimse.drivers.locks import new_lock
 
 __all__ = ["Index", "IndexFull"]
 
-#: The file of the workers' record locks, beside the index.
+#: The file of the workers' record lock, beside the index.
 PATH_LOCKS = ".path-locks"
-#: Bytes of it to lock, one per path hash: two paths share one in a million.
-PATH_LOCK_SLOTS = 1 << 20
-#: The byte after them: held around each write transaction of a worker.
-WRITER_SLOT = PATH_LOCK_SLOTS
+#: The byte of it that a worker locks to write (module docstring).
+WRITER_SLOT = 0
 
 
 class Index:
@@ -73,7 +75,7 @@ class Index:
         self.path = path
         self.shared = shared
         self._fsync = fsync
-        self._held: dict[int, int] = {}  # record locks held: slot -> times taken
+        self._held = 0  # times the workers' record lock is taken, nested (`_writer_lock`)
         self._locks = (
             os.open(path.with_name(PATH_LOCKS), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             if shared
@@ -145,7 +147,7 @@ class Index:
     @contextlib.contextmanager
     def _statement(self) -> Iterator[sqlite3.Connection]:
         """The writer for one statement in autocommit, flushed (FULL)."""
-        with self._record_lock(WRITER_SLOT) if self.shared else contextlib.nullcontext():
+        with self._writer_lock():
             self._sync(self._fsync)
             try:
                 yield self._writer
@@ -156,13 +158,7 @@ class Index:
 
     @contextlib.contextmanager
     def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        if self.shared:
-            # Workers queue on a record lock, which wakes the next one the moment
-            # it is free, rather than on SQLite's busy handler, which polls with
-            # sleeps of up to 100 ms (80 stores/s where one process does 400).
-            with self._record_lock(WRITER_SLOT):
-                yield from self._transaction_body(durable)
-        else:
+        with self._writer_lock():
             yield from self._transaction_body(durable)
 
     def _transaction_body(self, durable: bool) -> Iterator[sqlite3.Connection]:
@@ -183,33 +179,26 @@ class Index:
     # ---- writing: only under the archive's commit lock
 
     def file_lock(self, path: str) -> contextlib.AbstractContextManager[None]:
-        """Shared: the record lock of `path` (module docstring). Else nothing to do:
-        this process is the archive's only writer (its `.lock`)."""
-        if not self.shared:
-            return contextlib.nullcontext()
-        return self._record_lock(path)
+        """Shared: the workers' one record lock (module docstring), whatever the path.
+        Else nothing to do: this process is the archive's only writer (its `.lock`)."""
+        return self._writer_lock()
 
     @contextlib.contextmanager
-    def _record_lock(self, path: str | int) -> Iterator[None]:
-        """The record lock of `path`, or of slot `path` when it is a number."""
-        if isinstance(path, str):
-            digest = hashlib.sha256(path.encode("utf-8", "surrogateescape")).digest()
-            offset = int.from_bytes(digest[:4], "big") % PATH_LOCK_SLOTS
-        else:
-            offset = path
-        # A process holds a record lock once, however often it takes it: counted
-        # here, so that two paths of one batch in one slot release it once, at the end.
-        held = self._held.get(offset, 0)
-        if not held:
-            fcntl.lockf(self._locks, fcntl.LOCK_EX, 1, offset)
-        self._held[offset] = held + 1
+    def _writer_lock(self) -> Iterator[None]:
+        """The workers' record lock, taken once however often it is asked for
+        (a batch asks once per path, then again for each transaction)."""
+        if not self.shared:
+            yield
+            return
+        if not self._held:
+            fcntl.lockf(self._locks, fcntl.LOCK_EX, 1, WRITER_SLOT)
+        self._held += 1
         try:
             yield
         finally:
-            self._held[offset] -= 1
-            if not self._held[offset]:
-                del self._held[offset]
-                fcntl.lockf(self._locks, fcntl.LOCK_UN, 1, offset)
+            self._held -= 1
+            if not self._held:
+                fcntl.lockf(self._locks, fcntl.LOCK_UN, 1, WRITER_SLOT)
 
     def begin(self, sop_instance_uid: str, path: str, *, replace: bool) -> int | None:
         """Journal `path` before its file is renamed into place; returns the journal id.
