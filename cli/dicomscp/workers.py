@@ -7,9 +7,9 @@ archive:
 
 - SQLite (the default): the supervisor opens the archive first, as its one process:
   it rolls every journal entry forward and removes every temporary file, then keeps
-  the folder's lock, which the workers it forks share. The workers write into the
-  one index in turn, and take a lock on an instance's path while they store it, so
-  that two workers storing the same SOP Instance UID leave one file and one row
+  the folder's lock, which the workers it forks share. The workers commit into the
+  one index in turn, each batch under one lock from journaling to indexing, so that
+  two workers storing the same SOP Instance UID leave one file and one row
   (dimse/archive/index.py).
 - PostgreSQL: each worker is a node of the shared index, named `<node>-<n>`.
 
