@@ -20,19 +20,21 @@ a connection from a pool (one thread at a time per connection); the one writer
 connection is used only by the archive's commit, which holds its own lock.
 
 `shared`: the worker processes of one dicomscp (`dicomscp --workers N`) write into one
-index. They act as one writer through one POSIX record lock, on a byte of the file
-`.path-locks` beside the index, that each worker holds for the whole of a commit
-(`file_lock`: journaling its batch, renaming the files, indexing them) and around any
-other write:
+index. They act as one writer through one lock, flock(2) on the file `.path-locks`
+beside the index (each worker opens it, so each holds its own), that a worker holds
+for the whole of a commit (`file_lock`: journaling its batch, renaming the files,
+indexing them) and around any other write:
 
 - two workers storing the same instance take turns, and leave the file and its row
   agreeing (PostgreSQL's advisory lock on the path does this for nodes);
 - their write transactions never meet SQLite's busy handler, which retries after
-  sleeps of up to 100 ms (80 stores/s where one process does 400): the record lock
-  hands over the moment it is free;
-- one lock, not one per path: a batch locking several paths while another worker
-  locks others could wait in a circle, or be told so by the kernel's deadlock check
-  (EDEADLK), which also fires falsely between processes with several threads;
+  sleeps of up to 100 ms (80 stores/s where one process does 400): the lock hands
+  over the moment it is free;
+- one lock, and flock rather than a POSIX record lock: the kernel's deadlock check
+  of record locks counts processes, not threads, so a worker waiting for the commit
+  lock while another of its threads waited for another lock (the association
+  limits' tally) was refused with EDEADLK, a deadlock that was not there, and a batch
+  of stores failed (0110) under 200 associations at once;
 - the kernel releases it when its process dies, SIGKILL included.
 
 The data fsyncs, which cost most, happen before, outside the lock, in parallel. No
@@ -59,10 +61,8 @@ from dimse.drivers.locks import new_lock
 
 __all__ = ["Index", "IndexFull"]
 
-#: The file of the workers' record lock, beside the index.
+#: The file of the workers' commit lock, beside the index.
 PATH_LOCKS = ".path-locks"
-#: The byte of it that a worker locks to write (module docstring).
-WRITER_SLOT = 0
 
 
 class Index:
@@ -75,7 +75,7 @@ class Index:
         self.path = path
         self.shared = shared
         self._fsync = fsync
-        self._held = 0  # times the workers' record lock is taken, nested (`_writer_lock`)
+        self._held = 0  # times the workers' commit lock is taken, nested (`_writer_lock`)
         self._locks = (
             os.open(path.with_name(PATH_LOCKS), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             if shared
@@ -185,20 +185,20 @@ class Index:
 
     @contextlib.contextmanager
     def _writer_lock(self) -> Iterator[None]:
-        """The workers' record lock, taken once however often it is asked for
-        (a batch asks once per path, then again for each transaction)."""
+        """The workers' commit lock, taken once however often it is asked for (a
+        batch asks once per path, then again for each transaction)."""
         if not self.shared:
             yield
             return
         if not self._held:
-            fcntl.lockf(self._locks, fcntl.LOCK_EX, 1, WRITER_SLOT)
+            fcntl.flock(self._locks, fcntl.LOCK_EX)
         self._held += 1
         try:
             yield
         finally:
             self._held -= 1
             if not self._held:
-                fcntl.lockf(self._locks, fcntl.LOCK_UN, 1, WRITER_SLOT)
+                fcntl.flock(self._locks, fcntl.LOCK_UN)
 
     def begin(self, sop_instance_uid: str, path: str, *, replace: bool) -> int | None:
         """Journal `path` before its file is renamed into place; returns the journal id.

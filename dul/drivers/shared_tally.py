@@ -5,9 +5,11 @@ Made by the supervisor before it forks (`dul.drivers.prefork`): an anonymous sha
 mapping of one row per worker, each row its count of associations and its counts by
 calling AE title (hashed into `SLOTS` slots: two callers in one slot are counted
 together, which can only refuse early, never admit past a limit). A worker writes
-only its own row; taking a place reads every row, under a POSIX record lock on a
-file all the workers inherited, which the kernel releases if a worker dies holding
-it. The supervisor empties the row of a worker that died, before starting another.
+only its own row; taking a place reads every row, under flock(2) on a file that each
+process opens for itself (a lock the kernel releases if a worker dies holding it;
+flock, not a POSIX record lock, whose deadlock check counts processes, not threads,
+and refuses waits that are no deadlock). The supervisor empties the row of a worker
+that died, before starting another.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import mmap
+import os
 import tempfile
 import zlib
 from collections.abc import Iterator
@@ -36,15 +39,25 @@ class SharedTally:
         self._map = mmap.mmap(-1, 8 * workers * _ROW)  # shared with the forked children
         self._counts = memoryview(self._map).cast("q")
         self._lock_file = tempfile.TemporaryFile()
+        self._fd = self._lock_file.fileno()
+        self._pid = os.getpid()
+
+    def _own_fd(self) -> int:
+        """This process's own open file of the lock: one inherited across fork() is
+        shared with the supervisor, and flock would not tell them apart."""
+        if self._pid != os.getpid():
+            self._fd = os.open(f"/proc/self/fd/{self._fd}", os.O_RDWR | os.O_CLOEXEC)
+            self._pid = os.getpid()
+        return self._fd
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        fd = self._lock_file.fileno()
-        fcntl.lockf(fd, fcntl.LOCK_EX)
+        fd = self._own_fd()
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.lockf(fd, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     @staticmethod
     def _slot(caller: str) -> int:
