@@ -832,8 +832,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     # --- 47-55: hostile peers, round 2 (issue 12)
     Mutation(
-        47, "dul/drivers/server.py",
-        "                    self._pause(selector, exc)\n",
+        47, "dul/drivers/accepting.py",
+        "                    self.resume_at = time.monotonic() + self._backoff\n",
         "                    pass  # MUTATION: accept is retried at once, for ever\n",
         [ROUND2 + "test_47_out_of_descriptors_the_server_backs_off_logs_once_and_recovers"],
         "accept retried in a tight loop when descriptors run out",

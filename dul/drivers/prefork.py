@@ -32,7 +32,6 @@ archive's lock) and its loaded code; the supervisor must not have started thread
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import selectors
@@ -42,7 +41,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dul.admission import Episode
+from dul.drivers.accepting import PacedAccept
 from dul.drivers.shared_tally import SharedTally
 
 log = logging.getLogger("dul.prefork")
@@ -55,11 +54,6 @@ _PAUSE_FIRST = 1.0
 _PAUSE_MOST = 30.0
 #: A worker that ran this long before it died is started again without a pause.
 _STEADY = 10.0
-_ACCEPT_BATCH = 64
-#: errno values of `accept` that mean "not now": out of descriptors or memory.
-_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_BACKOFF_FIRST = 0.05
-_BACKOFF_MOST = 2.0
 
 
 def listen(host: str, port: int, backlog: int = 128) -> socket.socket:
@@ -117,9 +111,7 @@ class Prefork:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._listening = False
-        self._paused_until: float | None = None  # accepting paused (out of descriptors)
-        self._backoff = _BACKOFF_FIRST
-        self._exhausted = Episode("out of file descriptors or memory: accepting paused")
+        self._pacing = PacedAccept(listener)  # accept, paused when out of descriptors
 
     # -- starting ------------------------------------------------------------------------
 
@@ -185,15 +177,15 @@ class Prefork:
 
     def _next_timeout(self) -> float | None:
         due = [w.restart_at for w in self.workers if w.restart_at is not None]
-        if self._paused_until is not None:
-            due.append(self._paused_until)
+        if self._pacing.resume_at is not None:
+            due.append(self._pacing.resume_at)
         return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _step(self, timeout: float | None) -> None:
-        if self._paused_until is not None and time.monotonic() >= self._paused_until:
-            self._paused_until = None
         self._listen(
-            any(w.ready for w in self.workers) and not self._stopping and self._paused_until is None
+            any(w.ready for w in self.workers)
+            and not self._stopping
+            and not self._pacing.paused(time.monotonic())
         )
         for key, _ in self._selector.select(timeout):
             if key.fileobj is self._wake_r:
@@ -215,27 +207,9 @@ class Prefork:
             self._listening = on
 
     def _accept(self) -> None:
-        for _ in range(_ACCEPT_BATCH):
-            try:
-                conn, _ = self.listener.accept()
-            except BlockingIOError:  # the listen queue is empty: no shortage any more
-                self._exhausted.over()
-                self._backoff = _BACKOFF_FIRST
-                return
-            except OSError as exc:
-                if exc.errno in _EXHAUSTED:
-                    self._pause(exc)
-                return  # another error (ECONNABORTED...): the next wake tries again
+        for conn, _ in self._pacing.accept():  # paused when out of descriptors (47)
             with conn:
                 self._hand_over(conn)
-
-    def _pause(self, exc: OSError) -> None:
-        """Out of descriptors or memory: stop accepting for a while (ROBUSTNESS 47),
-        as `dul.drivers.server` does; a listener that stays readable would otherwise
-        wake the loop for ever."""
-        self._exhausted.hit(f"{exc.strerror}; retrying in {self._backoff:g} s")
-        self._paused_until = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, _BACKOFF_MOST)
 
     def _hand_over(self, conn: socket.socket) -> None:
         ready = sorted((w for w in self.workers if w.ready), key=lambda w: w.load)

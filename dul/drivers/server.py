@@ -12,7 +12,7 @@ waiting connections are `dul.admission`'s; this loop adds one of its own:
 - out of file descriptors (EMFILE, ENFILE) or of kernel memory, `accept` is paused,
   with a back-off from 50 ms to 2 s, rather than retried in a tight loop; the
   connections already open are served, and accepting starts again by itself
-  (ROBUSTNESS 47). The waiting connection that is oldest is closed too, to give a
+  (ROBUSTNESS 47; the pacing is `dul.drivers.accepting`'s). The waiting connection that is oldest is closed too, to give a
   descriptor back.
 
 TLS handshakes run in the loop as well, without blocking it, under the same ARTIM
@@ -28,7 +28,6 @@ counted together in `tally` (`dul.drivers.shared_tally`).
 
 from __future__ import annotations
 
-import errno
 import logging
 import selectors
 import socket
@@ -38,8 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dul.admission import Admission, Episode, Place, Tally
+from dul.admission import Admission, Place, Tally
 from dul.connection import Connection, Timeouts
+from dul.drivers.accepting import PacedAccept
 from dul.drivers.sockets import Channel, Handler, Negotiator, address_text, tune
 from dul.drivers.tls_socket import would_block
 from dul.errors import AssociationError
@@ -54,12 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dul.server")
 
-#: errno values of `accept` that mean "not now": out of descriptors or memory.
-_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_BACKOFF_FIRST = 0.05
-_BACKOFF_MOST = 2.0
-#: Connections taken from the listen queue at one wake, before the others get a turn.
-_ACCEPT_BATCH = 64
 #: The most bytes read at once from a connection still waiting for its A-ASSOCIATE-RQ.
 _READ = 64 << 10
 #: The most descriptors taken from the hand-off socket at once.
@@ -134,9 +128,7 @@ class Server:
         self._stopping = False
         self._accept_thread: threading.Thread | None = None
         self._stopped = threading.Event()
-        self._resume_at: float | None = None  # accepting paused until then
-        self._backoff = _BACKOFF_FIRST
-        self._exhausted = Episode("out of file descriptors or memory: accepting paused")
+        self._pacing = PacedAccept(self._listener)  # accept, paused when out of descriptors
 
     @property
     def port(self) -> int:
@@ -189,23 +181,23 @@ class Server:
 
     def _timeout(self, now: float) -> float | None:
         deadlines = [w.channel.connection.next_deadline() for w in self._waiting.values()]
-        deadlines.append(self._resume_at)
+        deadlines.append(self._pacing.resume_at)
         present = [d for d in deadlines if d is not None]
         return max(0.0, min(present) - now) if present else None
 
     def _accept(self, selector: selectors.BaseSelector) -> None:
-        for _ in range(_ACCEPT_BATCH):
-            try:
-                conn, address = self._listener.accept()
-            except BlockingIOError:  # the listen queue is empty: no shortage any more
-                self._exhausted.over()
-                self._backoff = _BACKOFF_FIRST
-                return
-            except OSError as exc:
-                if exc.errno in _EXHAUSTED:
-                    self._pause(selector, exc)
-                return  # another error (ECONNABORTED...): the next wake tries again
+        for conn, address in self._pacing.accept(self._crowd):
             self._admit(selector, conn, address)
+        if self._pacing.resume_at is not None:  # out of descriptors (ROBUSTNESS 47)
+            selector.unregister(self._listener)
+            if self._waiting:  # the one that waited longest gives its descriptor back
+                self._drop(selector, min(self._waiting.values(), key=lambda w: w.since))
+
+    def _crowd(self) -> str:
+        return (
+            f"{len(self._waiting)} connection(s) waiting and "
+            f"{self.admission.active} association(s) open"
+        )
 
     def _take_over(self, selector: selectors.BaseSelector) -> None:
         """Hand-off mode: admit the connections the supervisor sent (module docstring)."""
@@ -224,14 +216,11 @@ class Server:
         if flags & socket.MSG_CTRUNC:
             # No descriptor free to receive it in: the kernel closed the connection
             # (ROBUSTNESS 47, for a worker). Said once; the supervisor is told it ended.
-            self._exhausted.hit(
-                f"a connection handed over was closed; {len(self._waiting)} connection(s) "
-                f"waiting and {self.admission.active} association(s) open"
-            )
+            self._pacing.exhausted.hit(f"a connection handed over was closed; {self._crowd()}")
             self._ended()
             return
         if fds:
-            self._exhausted.over()
+            self._pacing.exhausted.over()
         for fd in fds:
             conn = socket.socket(fileno=fd)
             try:
@@ -249,19 +238,6 @@ class Server:
                 self._handoff.send(CONNECTION_ENDED)
             except OSError:  # the supervisor is gone; on_orphaned says so
                 pass
-
-    def _pause(self, selector: selectors.BaseSelector, exc: OSError) -> None:
-        """Stop accepting for a while (ROBUSTNESS 47): a listener that stays readable
-        would otherwise wake the loop for ever, failing each time."""
-        self._exhausted.hit(
-            f"{exc.strerror}; {len(self._waiting)} connection(s) waiting and "
-            f"{self.admission.active} association(s) open; retrying in {self._backoff:g} s"
-        )
-        selector.unregister(self._listener)
-        self._resume_at = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, _BACKOFF_MOST)
-        if self._waiting:  # the one that waited longest gives its descriptor back
-            self._drop(selector, min(self._waiting.values(), key=lambda w: w.since))
 
     def _admit(
         self, selector: selectors.BaseSelector, conn: socket.socket, address: tuple[str, int]
@@ -363,8 +339,7 @@ class Server:
             self._drop(selector, waiting)
 
     def _expire(self, selector: selectors.BaseSelector, now: float) -> None:
-        if self._resume_at is not None and now >= self._resume_at:
-            self._resume_at = None
+        if self._pacing.resume_at is not None and not self._pacing.paused(now):
             selector.register(self._listener, selectors.EVENT_READ)
         for waiting in list(self._waiting.values()):
             deadline = waiting.channel.connection.next_deadline()
