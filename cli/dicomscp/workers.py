@@ -93,6 +93,9 @@ def serve_workers(config: ServerConfig, workers: int) -> int:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         if not prefork.start():
+            if prefork.stop_asked:  # SIGINT or SIGTERM while the workers started
+                log.info("stopped")
+                return 0
             log.error("dicomscp stopped: a worker could not start (its reason is above)")
             return 1
         node = f", node {config.node or default_node()}" if config.index else ""

@@ -107,6 +107,7 @@ class Prefork:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_w.setblocking(False)
         self._stopping = False
+        self._starting = False
         self._stop_asked = False
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ)
@@ -156,6 +157,7 @@ class Prefork:
     def start(self) -> bool:
         """Start every worker and wait until each is ready. False (after stopping
         them all) when one ends first, or `stop()` was asked meanwhile."""
+        self._starting = True
         for worker in self.workers:
             self._fork(worker)
         while not all(w.ready for w in self.workers):
@@ -163,6 +165,7 @@ class Prefork:
                 self._stop_all()
                 return False
             self._step(None)
+        self._starting = False
         return True
 
     # -- the loop ------------------------------------------------------------------------
@@ -249,7 +252,7 @@ class Prefork:
         _, status = os.waitpid(worker.pid, 0)
         self.tally.reset(worker.number)  # its associations are gone with it
         was_ready, worker.ready = worker.ready, False
-        if self._stopping:
+        if self._stopping or self._starting:  # (start() stops them all)
             log.debug(
                 "worker %d (pid %d) ended: %s", worker.number, worker.pid, describe_exit(status)
             )
@@ -283,6 +286,10 @@ class Prefork:
                 self._fork(worker)
 
     # -- stopping ------------------------------------------------------------------------
+
+    @property
+    def stop_asked(self) -> bool:
+        return self._stop_asked
 
     def stop(self) -> None:
         """Ask the supervisor to stop (safe in a signal handler)."""
