@@ -8,7 +8,10 @@ counted. The servers' CPU time (their processes and those under them) is read ju
 before the clients start and just after the last ends.
 
 - W9, every core: into one dicomscp --no-fsync with `--workers 1`, and with no
-  --workers (its default: one worker per core).
+  --workers (its default: one worker per core), its archive in RAM (tmpfs) where
+  there is one, so that CPU is what is measured: on this VM's ext4, the kernel's work
+  creating and renaming files grew from 0.95 to 1.26 ms per instance with two
+  writers, and two workers were no faster than one (scripts/measure_workers.sh).
 - W10, several machines: fsync on, into two dicomscp nodes (`--node a`, `--node b`)
   on one PostgreSQL index (`--index postgresql://...`, a throw-away cluster from
   tests/postgres.py) sharing one archive folder, half the clients to each, against one
@@ -94,7 +97,9 @@ def _files_only(servers: Sequence[peers.Server]) -> Callable[[], dict[str, int]]
 def _run_fleet(bench: Bench, workload: str, kind: Kind, files: InstanceSet, run: int) -> None:
     """One run of `kind`: fresh servers, CLIENTS storescu at once, every file counted."""
     shares = groups(files.files, CLIENTS)
-    workdir = bench.dir(f"{workload}-{kind.key}")
+    # W9 measures CPU: its archive goes to RAM where there is one, since on this VM's
+    # disk two writers' file creations cost more kernel time than one's.
+    workdir = bench.dir(f"{workload}-{kind.key}", scratch=workload == "W9")
     with kind.start(workdir) as setup:
         servers = setup.servers
         commands = [storescu_files_argv(servers[i % len(servers)], s) for i, s in enumerate(shares)]
