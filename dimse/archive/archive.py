@@ -39,7 +39,8 @@ Storing (`begin_store`, then `PendingStore.write` per fragment, then `commit`):
    the index's lock on each final path (nodes or workers storing the same instance
    take turns): the final paths are journaled in the index, in one transaction; the
    files are renamed to their final names and each directory fsynced once; then one
-   transaction indexes the instances and ends their journal entries.
+   transaction indexes the instances and ends their journal entries
+   (dimse/archive/batch.py).
 4. The status is returned: 0000 only once the file and its index row are durable.
 
 A full disk (ENOSPC, EDQUOT, EFBIG) at any step gives A700 (Out of Resources); the
@@ -86,6 +87,7 @@ from pydicom.dataset import Dataset
 from dimse.archive.backend import ArchiveLocked as ArchiveLocked
 from dimse.archive.backend import IndexUnavailable as IndexUnavailable
 from dimse.archive.backend import check_node, default_node, is_postgresql, open_index
+from dimse.archive.batch import Ready, commit_locked, fail_all
 from dimse.archive.folder import INSTANCES_DIR, FolderClaim
 from dimse.archive.group_commit import GroupCommit
 from dimse.archive.instance_header import UnreadableInstance, read_texts
@@ -97,7 +99,7 @@ from dimse.models import Root
 from dimse.naming import instance_file_name
 from dimse.received import Refusal, check_data_set, check_file_data_set, fit
 from dimse.status import StoreStatus
-from dimse.storage import PendingInstance, fsync_directory
+from dimse.storage import PendingInstance
 
 log = logging.getLogger(__name__)
 
@@ -114,17 +116,6 @@ class StoredInstance:
     sop_instance_uid: str
     transfer_syntax: str
     path: Path
-
-
-@dataclass(eq=False, slots=True)
-class _Ready:
-    """An instance checked and synced, waiting for its batch (`Archive._commit_batch`)."""
-
-    store: PendingStore
-    pending: PendingInstance
-    record: Record
-    failure: Exception | None = None
-    status: StoreStatus = StoreStatus.PROCESSING_FAILURE
 
 
 def _clean_uid(uid: str) -> str:
@@ -187,7 +178,7 @@ class Archive:
         self._open = True
         self._keep_claim = False  # hold_for_workers: the claim outlives the Archive
         self._commit_lock = new_lock()
-        self._group: GroupCommit[_Ready, StoreStatus] = GroupCommit(self._commit_batch)
+        self._group: GroupCommit[Ready, StoreStatus] = GroupCommit(self._commit_batch)
         self._unsettled: set[tuple[int, str]] = set()
         #: instances/<hh> (relative) -> its directory, for those known to exist
         self._shards: dict[str, Path] = {}
@@ -322,7 +313,7 @@ class Archive:
         unstorable = self._index.dialect.unstorable(record.values)
         if unstorable:
             return self._refuse(store, pending, StoreStatus.CANNOT_UNDERSTAND, unstorable)
-        return self._group.submit(_Ready(store, pending, record))
+        return self._group.submit(Ready(store, pending, record))
 
     @staticmethod
     def _mismatch(store: PendingStore, record: Record) -> str:
@@ -347,7 +338,7 @@ class Archive:
             return StoreStatus.DUPLICATE_SOP_INSTANCE
         return StoreStatus.SUCCESS
 
-    def _commit_batch(self, batch: Sequence[_Ready]) -> list[StoreStatus]:
+    def _commit_batch(self, batch: Sequence[Ready]) -> list[StoreStatus]:
         """Steps 3 and 4 of storing for instances of concurrent associations at once
         (dimse/archive/group_commit.py): their statuses, in order."""
         with self._commit_lock, contextlib.ExitStack() as locked:
@@ -358,91 +349,8 @@ class Archive:
                     locked.enter_context(self._index.file_lock(path))
             except Exception as exc:  # the shared index cannot be reached: nothing changed
                 log.error("C-STORE: the index cannot be locked: %s", exc)
-                return self._fail_all(batch, exc)
-            return self._commit_locked(batch)
-
-    def _fail_all(self, batch: Sequence[_Ready], exc: Exception) -> list[StoreStatus]:
-        for ready in batch:
-            ready.pending.discard()
-        return [status_for(exc)] * len(batch)
-
-    def _commit_locked(self, batch: Sequence[_Ready]) -> list[StoreStatus]:
-        replace = self.duplicate_policy == "replace"
-        try:
-            journal_ids = self._index.begin_many(
-                [(r.record.sop_instance_uid, r.record.path) for r in batch], replace=replace
-            )
-        except Exception as exc:  # a database error or IndexFull: nothing changed yet
-            log.error("C-STORE: the index cannot be written: %s", exc)
-            return self._fail_all(batch, exc)
-        statuses: list[StoreStatus | None] = [None] * len(batch)
-        placed: list[int] = []  # indexes in the batch of the files renamed into place
-        for n, (ready, journal_id) in enumerate(zip(batch, journal_ids, strict=True)):
-            statuses[n] = self._place(ready, journal_id)
-            if statuses[n] is None:
-                placed.append(n)
-        if self.fsync:  # the renames made durable, each directory once
-            for directory in {batch[n].pending.directory for n in placed}:
-                fsync_directory(directory)
-        if placed:
-            self._index_placed([(batch[n].record, journal_ids[n]) for n in placed], batch)
-            for n in placed:
-                statuses[n] = batch[n].status
-        return [s if s is not None else StoreStatus.PROCESSING_FAILURE for s in statuses]
-
-    def _place(self, ready: _Ready, journal_id: int | None) -> StoreStatus | None:
-        """Rename one journaled file into place (None), or its status when it is not."""
-        store, pending, record = ready.store, ready.pending, ready.record
-        if journal_id is None:
-            pending.discard()
-            log.info(
-                "C-STORE %s: already stored; policy %r",
-                store.sop_instance_uid,
-                self.duplicate_policy,
-            )
-            return self._duplicate_status()
-        try:
-            pending.commit(replace=self.duplicate_policy == "replace", sync_directory=False)
-        except FileExistsError:
-            # An unindexed file under that name (a store whose index transaction
-            # failed): index what is there, then treat this one as the duplicate.
-            self._settle_or_defer(journal_id, record.path)
-            return self._duplicate_status()
-        except OSError as exc:  # the temporary file is gone; the final name unchanged
-            log.error("C-STORE %s: %s", store.sop_instance_uid, exc)
-            self._settle_or_defer(journal_id, record.path)
-            return status_for(exc)
-        return None
-
-    def _index_placed(
-        self, items: list[tuple[Record, int | None]], batch: Sequence[_Ready]
-    ) -> None:
-        """Index the files placed, in one transaction; if it fails, one by one, so
-        that one bad row does not fail the others. A file that cannot be indexed is
-        in place but not in the index: its journal entry keeps it, and it is indexed
-        from disk at the next commit or the next start."""
-        by_path = {ready.record.path: ready for ready in batch}
-        try:
-            self._index.put_many(items)
-        except Exception as exc:
-            if len(items) == 1:
-                failures = [(items[0], exc)]
-            else:
-                failures = []
-                for item in items:
-                    try:
-                        self._index.put_many([item])
-                    except Exception as one:
-                        failures.append((item, one))
-            for (record, journal_id), why in failures:
-                log.error("C-STORE %s: stored but not indexed: %s", record.sop_instance_uid, why)
-                if journal_id is not None:
-                    self._unsettled.add((journal_id, record.path))
-                by_path[record.path].failure = why
-        for ready in batch:
-            ready.status = (
-                status_for(ready.failure) if ready.failure is not None else StoreStatus.SUCCESS
-            )
+                return fail_all(batch, exc)
+            return commit_locked(self, batch)
 
     def _settle_or_defer(self, journal_id: int, relative: str) -> None:
         try:
