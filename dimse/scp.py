@@ -35,12 +35,11 @@ from dimse.serve import Session
 from dimse.transfer.convert import Decompress
 from dul.admission import Tally
 from dul.connection import Timeouts
-from dul.drivers.server import Server
+from dul.drivers.server import HandOff, Server
 from dul.drivers.sockets import Channel
 from dul.negotiation import IdentityCheck
 
 if TYPE_CHECKING:
-    import socket
     import ssl
 
 log = logging.getLogger("dimse.scp")
@@ -76,7 +75,7 @@ class Provider:
         decompress: Decompress = Decompress.LOSSLESS,
         spool_dir: Path | None = None,
         max_identifier: int = DEFAULT_MAX_IDENTIFIER,
-        handoff: socket.socket | None = None,
+        handoff: HandOff | None = None,
         on_orphaned: Callable[[], None] | None = None,
         tally: Tally | None = None,
     ) -> None:

@@ -174,7 +174,7 @@ class PendingInstance:
         self.committed = True
         if self._fsync and sync_directory:
             fsync_directory(self.directory)
-        return Path(self._final)
+        return self.final_path
 
     def discard(self) -> None:
         try:

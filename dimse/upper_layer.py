@@ -14,6 +14,7 @@ from dul.admission import Tally
 from dul.connection import Timeouts
 from dul.drivers.prefork import Prefork, listen, tell_ready
 from dul.drivers.recorder import PduRecorder, recording
+from dul.drivers.server import HandOff
 from dul.errors import (
     AssociationAborted,
     AssociationError,
@@ -39,6 +40,7 @@ __all__ = [
     "AssociationReleased",
     "ConnectionFailed",
     "DulTimeout",
+    "HandOff",
     "PduRecorder",
     "Prefork",
     "ProposedContext",

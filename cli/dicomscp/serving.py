@@ -7,7 +7,6 @@ worker of `dicomscp --workers N` (cli/dicomscp/workers.py).
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 import sys
 import threading
@@ -21,7 +20,7 @@ from dimse.identity import IdentityHook, users_check
 from dimse.scp import Provider
 from dimse.tls import TlsConfigError, server_context
 from dimse.transfer.convert import Decompress
-from dimse.upper_layer import Tally
+from dimse.upper_layer import HandOff, Tally
 
 log = logging.getLogger("dicomscp")
 
@@ -91,7 +90,7 @@ def make_provider(
     ssl_context: ssl.SSLContext | None,
     *,
     workers: int = 1,
-    handoff: socket.socket | None = None,
+    handoff: HandOff | None = None,
     on_orphaned: Callable[[], None] | None = None,
     port: int | None = None,
     tally: Tally | None = None,

@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import ssl
 import threading
 from types import FrameType
@@ -46,7 +45,7 @@ from cli.dicomscp.serving import (
 )
 from dimse.archive.archive import Archive
 from dimse.archive.backend import default_node
-from dimse.upper_layer import Prefork, listen, tell_ready
+from dimse.upper_layer import HandOff, Prefork, listen, tell_ready
 
 log = logging.getLogger("dicomscp")
 
@@ -82,7 +81,7 @@ def serve_workers(config: ServerConfig, workers: int) -> int:
             return 1
         port = listener.getsockname()[1]
 
-        def worker(number: int, handoff: socket.socket) -> int:
+        def worker(number: int, handoff: HandOff) -> int:
             return _worker(config, ssl_context, prefork, port, number, handoff)
 
         prefork = Prefork(listener, workers, worker, grace=STOP_GRACE_SECONDS + 10)
@@ -122,7 +121,7 @@ def _worker(
     prefork: Prefork,
     port: int,
     number: int,
-    handoff: socket.socket,
+    handoff: HandOff,
 ) -> int:
     """Worker `number`'s life (in its own process): open the archive, serve the
     connections the supervisor hands over, stop on SIGTERM or when the supervisor

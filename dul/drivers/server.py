@@ -58,6 +58,8 @@ log = logging.getLogger("dul.server")
 _READ = 64 << 10
 #: The most descriptors taken from the hand-off socket at once.
 _HANDOFF_BATCH = 64
+#: The supervisor's Unix socket a worker's connections arrive on (hand-off mode).
+HandOff = socket.socket
 #: What a worker writes on its hand-off socket when one of its connections ends.
 CONNECTION_ENDED = b"."
 
@@ -97,7 +99,7 @@ class Server:
         backlog: int = 128,
         max_pending: int = 256,
         max_per_caller: int | None = None,
-        handoff: socket.socket | None = None,
+        handoff: HandOff | None = None,
         on_orphaned: Callable[[], None] | None = None,
         tally: Tally | None = None,
     ) -> None:

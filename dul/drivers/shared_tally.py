@@ -87,11 +87,6 @@ class SharedTally:
             self._counts[base] -= 1
             self._counts[base + self._slot(caller)] -= 1
 
-    def total(self) -> int:
-        """Associations open in the whole server."""
-        with self._locked():
-            return self._sum(0)
-
     def reset(self, worker: int) -> None:
         """Forget the places of `worker`, which died (the supervisor, before it starts
         another)."""
