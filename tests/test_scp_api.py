@@ -379,7 +379,9 @@ def test_c_cancel_from_pynetdicom_ends_a_long_find_with_fe00(
             status, identifier = next(responses)
             assert status.Status == 0xFF00
             assert identifier.StudyInstanceUID == "1.2.826.0.1.3680043.10.1138.6.1"
-            assert handlers.first_match_sent.is_set()
+            # The hook sets it when asked for the second match, which may come just
+            # after the first response reached us: waited for, not assumed.
+            wait_until(handlers.first_match_sent.is_set, WAIT_S, "the hook past its first match")
             assoc.send_c_cancel(9, query_model=StudyRootQueryRetrieveInformationModelFind)
             handlers.may_go_on.set()  # the hook goes on yielding until the provider stops
             rest = [(s.Status, i) for s, i in responses]
